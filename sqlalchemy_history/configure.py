@@ -1,0 +1,246 @@
+"""The configure pipeline: mapped classes -> version tables -> transaction class -> models.
+
+Steps, in the order they run:
+
+1. ``mapper_constructed`` (each class as it is mapped): resolve and validate the class's
+   options, build or extend its version table and the ``transaction`` table in the same
+   MetaData, remember the class for step 2. Tables exist before ``configure_mappers()``, so
+   ``create_all()`` and Alembic autogenerate see them.
+2. ``before_configured`` (once per ``configure_mappers()`` with pending classes): map the
+   ``Transaction`` class, then each version class (parents before subclasses) with its
+   ``version_parent`` and ``transaction`` relationships, and add ``versions`` to each
+   parent. SQLAlchemy configures the new mappers in the same pass.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapper, foreign, relationship, remote
+
+from . import naming, tables
+from .exc import ImproperlyConfigured
+from .transaction import TransactionFactory
+from .version import VersionMixin
+
+if TYPE_CHECKING:
+    from .manager import VersioningManager
+
+
+def _is_user_class(manager: VersioningManager, cls: type) -> bool:
+    user_cls = manager.user_cls
+    if user_cls is None:
+        return False
+    if isinstance(user_cls, str):
+        return cls.__name__ == user_cls
+    return cls is user_cls
+
+
+def _attach_user(manager: VersioningManager) -> None:
+    if manager.user_mapper is None or manager.transaction_table is None:
+        return
+    user_table = manager.user_mapper.local_table
+    assert isinstance(user_table, sa.Table)
+    tables.add_user_column(manager.transaction_table, user_table, "user_cls")
+
+
+def _find_user_mapper(manager: VersioningManager, mapper: Mapper[Any]) -> None:
+    if manager.user_mapper is not None or manager.user_cls is None:
+        return
+    for candidate in list(mapper.registry.mappers):
+        if _is_user_class(manager, candidate.class_):
+            manager.user_mapper = candidate
+            return
+
+
+def mapper_constructed(manager: VersioningManager, mapper: Mapper[Any], cls: type) -> None:
+    """Step 1: build version tables for ``cls`` as soon as it is mapped."""
+    if _is_user_class(manager, cls):
+        manager.user_mapper = mapper
+        _attach_user(manager)
+    if getattr(cls, "__versioned__", None) is None:
+        return
+    options = manager.resolve_options(cls)
+    if not options.versioning:
+        return
+    where = cls.__name__
+    parent = mapper.inherits
+    if parent is not None and not manager.is_versioned_class(parent.class_):
+        raise ImproperlyConfigured(
+            f"{where} is versioned but its parent class {parent.class_.__name__} is not; "
+            f"add __versioned__ to {parent.class_.__name__} too."
+        )
+    table = mapper.local_table
+    if not isinstance(table, sa.Table):
+        raise ImproperlyConfigured(
+            f"{where} is mapped to {table!r}, not to a table; only classes mapped to tables "
+            f"can be versioned."
+        )
+    if not table.primary_key.columns:
+        raise ImproperlyConfigured(
+            f"{where} has no primary key on table {table.name!r}; versioned models need one."
+        )
+    info = manager.version_tables.get(table)
+    if info is None:
+        info = tables.build_version_table(table, options, mapper, where)
+        manager.register_version_table(info)
+        manager.plugins.after_build_version_table_columns(info)
+    else:
+        tables.sync_version_table(info, mapper, options, where)
+    if manager.transaction_table is None:
+        factory = manager.transaction_cls
+        if not isinstance(factory, TransactionFactory):
+            factory = TransactionFactory()
+        manager.transaction_table = factory.build_table(table.metadata)
+        manager.transaction_registry = mapper.registry
+        _find_user_mapper(manager, mapper)
+        _attach_user(manager)
+    manager.pending_classes.append(cls)
+
+
+def before_configured(manager: VersioningManager) -> None:
+    """Step 2: map the transaction class and the version classes of pending models."""
+    if not manager.pending_classes:
+        return
+    pending, manager.pending_classes = manager.pending_classes, []
+    _map_transaction_class(manager)
+    # Parents first: a subclass's version class inherits its parent's version class.
+    for cls in sorted(pending, key=_depth):
+        mapper = sa.inspect(cls)
+        options = manager.resolve_options(cls)
+        info = manager.version_tables[mapper.local_table]  # type: ignore[index]
+        tables.sync_version_table(info, mapper, options, cls.__name__)
+        manager._plans.clear()
+        if options.create_models:
+            _build_version_class(manager, cls, mapper, options, info)
+    manager.plugins.after_build_models(manager)
+
+
+def _depth(cls: type) -> int:
+    return sum(1 for _ in sa.inspect(cls).iterate_to_root())
+
+
+def _map_transaction_class(manager: VersioningManager) -> None:
+    factory = manager.transaction_cls
+    if not isinstance(factory, TransactionFactory):
+        return
+    assert manager.transaction_table is not None
+    user_cls: Optional[type] = None
+    if manager.user_cls is not None:
+        if manager.user_mapper is None:
+            raise ImproperlyConfigured(
+                f"user_cls {manager.user_cls!r} is not a mapped class in the registry of the "
+                f"versioned models; define it, pass the class itself, or pass user_cls=None "
+                f"to make_versioned() for no Transaction.user."
+            )
+        user_cls = manager.user_mapper.class_
+        _attach_user(manager)
+    manager.transaction_cls = factory(
+        manager, manager.transaction_table, manager.transaction_registry, user_cls
+    )
+    manager.plugins.after_build_tx_class(manager)
+
+
+def _ancestor_columns(manager: VersioningManager, mapper: Mapper[Any], key: str) -> list[Any]:
+    found = []
+    parent = mapper.inherits
+    while parent is not None:
+        info = manager.version_tables.get(parent.local_table)  # type: ignore[call-overload]
+        if info is not None and key in info.table.c and not parent.single:
+            found.append(info.table.c[key])
+        parent = parent.inherits
+    return found
+
+
+def _build_version_class(
+    manager: VersioningManager,
+    cls: type,
+    mapper: Mapper[Any],
+    options: Any,
+    info: tables.VersionTable,
+) -> None:
+    parent_version = (
+        manager.version_class_map.get(mapper.inherits.class_) if mapper.inherits else None
+    )
+    if parent_version is not None:
+        bases: tuple[type, ...] = (parent_version,)
+    else:
+        user_bases = tuple(options.base_classes or ())
+        bases = (
+            user_bases
+            if any(issubclass(b, VersionMixin) for b in user_bases)
+            else (
+                *user_bases,
+                VersionMixin,
+            )
+        )
+    name = naming.version_class_name(cls, options)
+    version_cls = type(name, bases, {"__module__": cls.__module__})
+    version_cls.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    kwargs: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    local: Optional[sa.Table] = info.table
+    if parent_version is not None:
+        kwargs["inherits"] = parent_version
+        if mapper.single:
+            local = None
+        elif mapper.concrete:
+            kwargs["concrete"] = True
+        else:
+            parent_info = manager.version_tables[mapper.inherits.local_table]  # type: ignore[union-attr,index]
+            kwargs["inherit_condition"] = sa.and_(
+                *(
+                    info.table.c[c.key] == parent_info.table.c[c.key]
+                    for c in [*info.version_primary_key, info.transaction_column]
+                    if c.key in parent_info.table.c
+                )
+            )
+            for column in info.table.c:
+                ancestors = _ancestor_columns(manager, mapper, column.key)
+                if ancestors:
+                    properties[column.key] = [column, *ancestors]
+    if mapper.polymorphic_identity is not None:
+        kwargs["polymorphic_identity"] = mapper.polymorphic_identity
+    if parent_version is None and isinstance(mapper.polymorphic_on, sa.Column):
+        column = mapper.polymorphic_on
+        owner = manager.version_tables.get(column.table)  # type: ignore[arg-type]
+        if owner is not None and column in owner.columns:
+            kwargs["polymorphic_on"] = owner.columns[column]
+
+    if parent_version is None or mapper.concrete:
+        pk = [c for c in info.primary_key]
+        properties["version_parent"] = relationship(
+            cls,
+            primaryjoin=sa.and_(*(foreign(info.columns[c]) == remote(c) for c in pk)),
+            viewonly=True,
+            uselist=False,
+        )
+        properties["transaction"] = relationship(
+            manager.transaction_cls,
+            primaryjoin=foreign(info.transaction_column) == remote(manager.transaction_table.c.id),  # type: ignore[union-attr]
+            viewonly=True,
+            uselist=False,
+        )
+    if local is None:
+        kwargs["properties"] = properties
+        mapper.registry.map_imperatively(version_cls, None, **kwargs)
+    else:
+        mapper.registry.map_imperatively(version_cls, local, properties=properties, **kwargs)
+
+    manager.version_class_map[cls] = version_cls
+    manager.parent_class_map[version_cls] = cls
+
+    if parent_version is None or mapper.concrete:
+        pk = [c for c in info.primary_key]
+        mapper.add_property(
+            "versions",
+            relationship(
+                version_cls,
+                primaryjoin=sa.and_(*(c == foreign(info.columns[c]) for c in pk)),
+                order_by=info.transaction_column,
+                lazy="write_only" if options.support_async else "dynamic",
+                viewonly=True,
+            ),
+        )

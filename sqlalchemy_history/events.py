@@ -1,0 +1,180 @@
+"""The only module that calls ``event.listen``/``event.remove``: every listener and why.
+
+``make_versioned`` installs, per manager:
+
+=========================  ==========  ========================================================
+event                      target      why
+=========================  ==========  ========================================================
+after_mapper_constructed   Mapper      build version tables as each class is mapped, so
+                                       ``create_all``/Alembic see them (MapperEvents docs: "the
+                                       mapper is constructed, before configure")
+before_configured          Mapper      map Transaction and version classes; mappers created
+                                       here are configured in the same pass
+after_insert/update/delete Mapper      note each written object; "receive an object instance
+                                       after ... statements" are emitted, per object, without
+                                       any SQL of ours (rows are written once per flush)
+before_delete              Mapper      rare path: read unloaded values of an orphan deleted by
+                                       cascade before its row disappears
+before_flush               Session     read unloaded values of objects marked deleted, in one
+                                       SELECT per table, while the rows still exist
+after_flush                Session     "the session's state is still in pre-flush", so history
+                                       tells what changed; write version rows on the flush's
+                                       connection
+after_transaction_create   Session     a SAVEPOINT began: mark the unit of work's undo log
+after_rollback             Session     fires for ROLLBACK TO SAVEPOINT too, before the nested
+                                       transaction closes: undo bookkeeping since the mark
+after_transaction_end      Session     forget a savepoint mark / the whole unit of work
+before_create              Table       fail with a clear message when a version table's name
+                                       is too long for the database being created
+=========================  ==========  ========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Mapper, Session, SessionTransaction
+
+from . import configure
+from .exc import ImproperlyConfigured
+from .manager import VersioningManager
+from .operations import Operation
+
+_Listener = tuple[Any, str, Callable[..., Any]]
+_listeners: dict[VersioningManager, list[_Listener]] = {}
+
+
+def active_managers() -> list[VersioningManager]:
+    """Return the managers whose listeners are installed."""
+    return list(_listeners)
+
+
+def _root(transaction: SessionTransaction) -> SessionTransaction:
+    while transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction
+
+
+def _listen(manager: VersioningManager, target: Any, name: str, fn: Callable[..., Any]) -> None:
+    event.listen(target, name, fn)
+    _listeners[manager].append((target, name, fn))
+
+
+def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Session) -> None:
+    """Install every listener of ``manager`` on ``mapper`` and ``session`` (idempotent)."""
+    if manager in _listeners:
+        return
+    _listeners[manager] = []
+
+    def mapper_constructed(mapper_: Mapper[Any], cls: type) -> None:
+        known = set(manager.version_tables)
+        configure.mapper_constructed(manager, mapper_, cls)
+        for parent in set(manager.version_tables) - known:
+            _watch_table(manager, manager.version_tables[parent])
+
+    def before_configured() -> None:
+        configure.before_configured(manager)
+
+    def recorder(operation: Operation) -> Callable[..., None]:
+        def record(mapper_: Mapper[Any], connection: Any, target: Any) -> None:
+            if not manager.is_versioned_mapper(mapper_):
+                return
+            state = mapper_.class_manager.state_getter()(target)
+            session_ = state.session
+            if session_ is not None:
+                manager.unit_of_work(session_).record(state, operation, connection)
+
+        return record
+
+    def before_delete(mapper_: Mapper[Any], connection: Any, target: Any) -> None:
+        if not manager.is_versioned_mapper(mapper_):
+            return
+        state = mapper_.class_manager.state_getter()(target)
+        if state.session is not None:
+            manager.unit_of_work(state.session).prefetch_one(state, connection)
+
+    def before_flush(session_: Session, flush_context: Any, instances: Any) -> None:
+        deleted = [obj for obj in session_.deleted if manager.is_versioned_mapper(_mapper_of(obj))]
+        if not deleted and not manager.plugins:
+            return
+        uow = manager.unit_of_work(session_)
+        uow.pending.clear()
+        uow.prefetch_deleted(session_, [_state_of(obj) for obj in deleted])
+        manager.plugins.before_flush(uow, session_)
+
+    def after_flush(session_: Session, flush_context: Any) -> None:
+        root = session_.get_transaction()
+        uow = manager.units_of_work.get(root) if root is not None else None
+        if uow is not None:
+            uow.make_versions(session_)
+
+    def after_transaction_create(session_: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested:
+            manager.unit_of_work(session_).begin_savepoint(transaction)
+
+    def after_rollback(session_: Session) -> None:
+        root = session_.get_transaction()
+        uow = manager.units_of_work.get(root) if root is not None else None
+        if uow is None:
+            return
+        nested = session_.get_nested_transaction()
+        if nested is not None:
+            uow.rollback_savepoint(nested)
+        else:
+            uow.pending.clear()
+
+    def after_transaction_end(session_: Session, transaction: SessionTransaction) -> None:
+        root = _root(transaction)
+        uow = manager.units_of_work.get(root)
+        if transaction.nested:
+            if uow is not None:
+                uow.end_savepoint(transaction)
+        elif transaction.parent is None:
+            manager.units_of_work.pop(transaction, None)
+            manager.session_connection_map.pop(session_, None)
+
+    _listen(manager, mapper, "after_mapper_constructed", mapper_constructed)
+    _listen(manager, mapper, "before_configured", before_configured)
+    _listen(manager, mapper, "after_insert", recorder(Operation.INSERT))
+    _listen(manager, mapper, "after_update", recorder(Operation.UPDATE))
+    _listen(manager, mapper, "after_delete", recorder(Operation.DELETE))
+    _listen(manager, mapper, "before_delete", before_delete)
+    _listen(manager, session, "before_flush", before_flush)
+    _listen(manager, session, "after_flush", after_flush)
+    _listen(manager, session, "after_transaction_create", after_transaction_create)
+    _listen(manager, session, "after_rollback", after_rollback)
+    _listen(manager, session, "after_transaction_end", after_transaction_end)
+
+
+def _watch_table(manager: VersioningManager, info: Any) -> None:
+    def before_create(table: Any, connection: Any, **kw: Any) -> None:
+        limit = connection.dialect.max_identifier_length
+        if len(table.name.encode("utf-8")) > limit:
+            raise ImproperlyConfigured(
+                f"{info.model_name}: version table name {table.name!r} is longer than the "
+                f"{limit} characters {connection.dialect.name} allows; set a shorter "
+                f"'table_name' template or '__tablename__'."
+            )
+
+    _listen(manager, info.table, "before_create", before_create)
+
+
+def _mapper_of(obj: Any) -> Mapper[Any]:
+    from sqlalchemy import inspect
+
+    return inspect(obj).mapper
+
+
+def _state_of(obj: Any) -> Any:
+    from sqlalchemy import inspect
+
+    return inspect(obj)
+
+
+def remove(manager: VersioningManager) -> None:
+    """Remove every listener of ``manager``."""
+    for target, name, fn in _listeners.pop(manager, []):
+        if event.contains(target, name, fn):
+            event.remove(target, name, fn)

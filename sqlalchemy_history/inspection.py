@@ -1,0 +1,183 @@
+"""Questions about classes, objects and sessions: is it versioned, what is its version class."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, object_session
+
+from .exc import ClassNotVersioned, TableNotVersioned
+from .manager import VersioningManager
+
+
+def _class(obj_or_class: Any) -> type:
+    return obj_or_class if isinstance(obj_or_class, type) else type(obj_or_class)
+
+
+def _managers() -> list[VersioningManager]:
+    from .events import active_managers
+
+    return active_managers()
+
+
+def get_versioning_manager(obj_or_class: Any) -> VersioningManager:
+    """Return the manager that versions ``obj_or_class`` (a model, version class or object)."""
+    cls = _class(obj_or_class)
+    manager = getattr(cls, "__versioning_manager__", None)
+    if isinstance(manager, VersioningManager):
+        return manager
+    for candidate in _managers():
+        if cls in candidate.version_class_map or cls in candidate.class_options:
+            return candidate
+    raise ClassNotVersioned(
+        f"{cls.__name__} is not versioned; add __versioned__ = {{}} to it and call "
+        f"make_versioned() before the models are defined."
+    )
+
+
+def is_versioned(obj_or_class: Any) -> bool:
+    """Return whether ``obj_or_class`` is a versioned model (class or instance)."""
+    cls = _class(obj_or_class)
+    for manager in _managers():
+        if cls in manager.version_class_map:
+            return True
+        if cls in manager.class_options:
+            return bool(manager.class_options[cls].versioning)
+    return False
+
+
+def version_class(model: Any) -> type:
+    """Return the version class of ``model`` (a class or an instance)."""
+    cls = _class(model)
+    return get_versioning_manager(cls).version_class(cls)
+
+
+def parent_class(version_cls: Any) -> type:
+    """Return the model whose history ``version_cls`` records."""
+    cls = _class(version_cls)
+    return get_versioning_manager(cls).parent_class_map[cls]
+
+
+def transaction_class(model: Any) -> type:
+    """Return the mapped ``Transaction`` class used for ``model``."""
+    manager = get_versioning_manager(model)
+    return manager.transaction_cls  # type: ignore[no-any-return]
+
+
+def version_table(table: sa.Table) -> sa.Table:
+    """Return the version table of ``table``."""
+    for manager in _managers():
+        if table in manager.version_table_map:
+            return manager.version_table_map[table]
+    raise TableNotVersioned(f"table {table.name!r} has no version table")
+
+
+def parent_table(table: sa.Table) -> sa.Table:
+    """Return the parent table of version table ``table``."""
+    for manager in _managers():
+        info = manager.version_info(table)
+        if info is not None:
+            return info.parent
+    raise TableNotVersioned(f"table {table.name!r} is not a version table")
+
+
+def option(obj: Any, name: str) -> Any:
+    """Return versioning option ``name`` for ``obj`` (class, object or version class)."""
+    return get_versioning_manager(obj).option(_class(obj), name)
+
+
+def tx_column_name(obj: Any) -> str:
+    """Return the transaction column name of ``obj``'s version table."""
+    return str(option(obj, "transaction_column_name"))
+
+
+def end_tx_column_name(obj: Any) -> str:
+    """Return the end-transaction column name of ``obj``'s version table."""
+    return str(option(obj, "end_transaction_column_name"))
+
+
+def end_tx_attr(obj: Any) -> Any:
+    """Return the end-transaction attribute of ``obj``'s version class."""
+    return getattr(version_class(obj), end_tx_column_name(obj))
+
+
+def count_versions(obj: Any) -> int:
+    """Return how many versions ``obj`` has (one ``COUNT`` query, no reflection)."""
+    session = object_session(obj)
+    if session is None:
+        return 0
+    cls = _class(obj)
+    manager = get_versioning_manager(cls)
+    mapper = sa.inspect(cls)
+    info = manager.version_tables.get(mapper.local_table)  # type: ignore[call-overload]
+    if info is None or not sa.inspect(obj).has_identity:
+        return 0
+    state = sa.inspect(obj)
+    pk = state.identity
+    keys = info.version_primary_key
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(info.table)
+        .where(*(c == v for c, v in zip(keys, pk)))
+    )
+    return int(session.scalar(statement) or 0)
+
+
+def _versioned_attrs(obj: Any) -> frozenset[str]:
+    manager = get_versioning_manager(obj)
+    return manager.plan_for(sa.inspect(_class(obj))).attribute_keys
+
+
+def changeset(obj: Any) -> dict[str, list[Any]]:
+    """Return the pending (unflushed) changes of ``obj``: ``{attribute: [old, new]}``."""
+    state = sa.inspect(obj)
+    data: dict[str, list[Any]] = {}
+    for key in _versioned_attrs(obj):
+        history = state.attrs[key].history
+        if history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            data[key] = [old, new]
+    return data
+
+
+def is_modified(obj: Any) -> bool:
+    """Return whether a versioned column of ``obj`` has a pending change."""
+    if not is_versioned(obj):
+        return False
+    state = sa.inspect(obj)
+    keys = _versioned_attrs(obj)
+    modified = keys - state.unmodified_intersection(keys)
+    return any(state.attrs[k].history.has_changes() for k in modified)
+
+
+def is_modified_or_deleted(obj: Any) -> bool:
+    """Return whether ``obj`` has a pending versioned change or is marked for deletion."""
+    session = object_session(obj)
+    return is_modified(obj) or (session is not None and obj in session.deleted)
+
+
+def versioned_objects(session: Session) -> Iterator[Any]:
+    """Yield the versioned objects that ``session`` will insert, update or delete."""
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if is_versioned(obj):
+            yield obj
+
+
+def is_session_modified(session: Session) -> bool:
+    """Return whether flushing ``session`` would write history."""
+    for obj in versioned_objects(session):
+        if obj in session.new or obj in session.deleted or is_modified(obj):
+            return True
+    return any(any(m.plugins.is_session_modified(session)) for m in _managers())
+
+
+def get_association_proxies(cls: type) -> Iterator[tuple[str, Any]]:
+    """Yield ``(name, proxy)`` for each association proxy defined on ``cls``."""
+    from sqlalchemy.ext.associationproxy import AssociationProxyExtensionType
+
+    for key, descriptor in sa.inspect(cls).all_orm_descriptors.items():
+        if descriptor.extension_type is AssociationProxyExtensionType.ASSOCIATION_PROXY:
+            yield key, descriptor

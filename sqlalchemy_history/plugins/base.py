@@ -1,0 +1,131 @@
+"""Plugin base class with a closed list of hooks, and the ordered plugin collection."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Union, overload
+
+from ..exc import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from ..tables import VersionTable
+    from ..unit_of_work import UnitOfWork
+
+#: Method name prefixes reserved for hooks: a plugin method with one of these prefixes
+#: that is not a hook is almost certainly a misspelt hook, so registration rejects it.
+_HOOK_PREFIXES = ("before_", "after_", "transaction_", "is_")
+
+
+class Plugin:
+    """Base class of plugins; override the hooks you need, each is a no-op here.
+
+    Set ``option_keys`` to the ``__versioned__``/``options`` keys your plugin reads, so
+    they are not reported as unknown.
+    """
+
+    option_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def after_build_tx_class(self, manager: Any) -> None:
+        """The transaction class has been mapped (``manager.transaction_cls``)."""
+
+    def after_build_models(self, manager: Any) -> None:
+        """Every pending version class has been built and mapped."""
+
+    def after_build_version_table_columns(self, info: VersionTable) -> None:
+        """A version table was built; add columns to ``info.table`` here."""
+
+    def before_flush(self, uow: UnitOfWork, session: Session) -> None:
+        """A session with versioned changes is about to flush."""
+
+    def before_create_version_objects(self, uow: UnitOfWork, session: Session) -> None:
+        """Version rows of the current flush are about to be written."""
+
+    def after_create_version_objects(self, uow: UnitOfWork, session: Session) -> None:
+        """Version rows of the current flush have been written."""
+
+    def after_version_row(
+        self, uow: UnitOfWork, info: VersionTable, row: dict[str, Any], rewrite: bool
+    ) -> None:
+        """Adjust one version row (a dict by column key) before it is written.
+
+        ``rewrite`` is true when the row replaces one an earlier flush of the same
+        transaction wrote.
+        """
+
+    def transaction_args(self, uow: UnitOfWork, session: Session) -> dict[str, Any]:
+        """Return extra column values for a new transaction row."""
+        return {}
+
+    def after_construct_changeset(self, version: Any, changeset: dict[str, Any]) -> None:
+        """Adjust a version's ``changeset`` dict in place."""
+
+    def is_session_modified(self, session: Session) -> bool:
+        """Return True to make ``is_session_modified`` report a change."""
+        return False
+
+
+HOOKS: frozenset[str] = frozenset(
+    name for name, _ in inspect.getmembers(Plugin, inspect.isfunction) if not name.startswith("_")
+)
+
+
+def _check(plugin: Plugin) -> Plugin:
+    if not isinstance(plugin, Plugin):
+        raise ImproperlyConfigured(
+            f"{plugin!r} is not a sqlalchemy_history plugin; subclass "
+            f"sqlalchemy_history.plugins.Plugin."
+        )
+    for name, _ in inspect.getmembers(type(plugin), inspect.isfunction):
+        if name.startswith(_HOOK_PREFIXES) and name not in HOOKS:
+            raise ImproperlyConfigured(
+                f"{type(plugin).__name__}.{name} looks like a hook but no such hook exists; "
+                f"hooks are: {', '.join(sorted(HOOKS))}."
+            )
+    return plugin
+
+
+class PluginCollection:
+    """The plugins of a manager, in order; calling a hook name runs it on each plugin."""
+
+    def __init__(self, plugins: Iterable[Plugin] = ()) -> None:
+        self._plugins: list[Plugin] = [_check(p) for p in plugins]
+
+    def append(self, plugin: Plugin) -> None:
+        self._plugins.append(_check(plugin))
+
+    @overload
+    def __getitem__(self, index: int) -> Plugin: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Plugin]: ...
+    def __getitem__(self, index: Union[int, slice]) -> Union[Plugin, list[Plugin]]:
+        return self._plugins[index]
+
+    def __delitem__(self, index: Union[int, slice]) -> None:
+        del self._plugins[index]
+
+    def __len__(self) -> int:
+        return len(self._plugins)
+
+    def __iter__(self) -> Iterator[Plugin]:
+        return iter(self._plugins)
+
+    def __repr__(self) -> str:
+        return f"PluginCollection({self._plugins!r})"
+
+    def option_keys(self) -> frozenset[str]:
+        keys: frozenset[str] = frozenset()
+        for plugin in self._plugins:
+            keys |= plugin.option_keys
+        return keys
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in HOOKS:
+            raise AttributeError(name)
+
+        def call_all(*args: Any, **kwargs: Any) -> list[Any]:
+            return [getattr(plugin, name)(*args, **kwargs) for plugin in self._plugins]
+
+        return call_all

@@ -1,0 +1,125 @@
+"""Validity and subquery strategies: the read-side predicates, built in one place.
+
+Write-side bookkeeping of the validity strategy (closing the previous version) is in
+``writer.close_versions``; everything that *reads* history asks this module which rows are
+"the version of this object valid at transaction T", "the previous one" and "the next one".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from .operations import Operation
+from .tables import VersionTable
+
+
+def _same_object(
+    columns: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]
+) -> sa.ColumnElement[bool]:
+    return sa.and_(*(c == v for c, v in zip(columns, values)))
+
+
+def previous_version(
+    info: VersionTable, pk: Sequence[Any], transaction_id: Any
+) -> sa.ColumnElement[bool]:
+    """Predicate selecting the version before the one written by ``transaction_id``.
+
+    Validity: the row that transaction closed (no assumption that ids grow with time)::
+
+        id = :id AND end_transaction_id = :tx
+
+    Subquery::
+
+        id = :id AND transaction_id = (SELECT max(transaction_id) ... WHERE
+                                       id = :id AND transaction_id < :tx)
+    """
+    table = info.table
+    keys = info.version_primary_key
+    tx = info.transaction_column
+    end = info.end_transaction_column
+    if end is not None:
+        return sa.and_(_same_object(keys, pk), end == transaction_id)
+    inner = table.alias()
+    inner_keys = [inner.c[c.key] for c in keys]
+    latest = (
+        sa.select(sa.func.max(inner.c[tx.key]))
+        .where(_same_object(inner_keys, pk), inner.c[tx.key] < transaction_id)
+        .scalar_subquery()
+    )
+    return sa.and_(_same_object(keys, pk), tx == latest)
+
+
+def next_version(
+    info: VersionTable, pk: Sequence[Any], transaction_id: Any
+) -> sa.ColumnElement[bool]:
+    """Predicate selecting the version after the one written by ``transaction_id``.
+
+    Validity: the row written by the transaction that closed this one, read from the
+    database (never from a possibly stale attribute)::
+
+        id = :id AND transaction_id = (SELECT end_transaction_id ... WHERE
+                                       id = :id AND transaction_id = :tx)
+
+    Subquery: the smallest later ``transaction_id``.
+    """
+    table = info.table
+    keys = info.version_primary_key
+    tx = info.transaction_column
+    end = info.end_transaction_column
+    inner = table.alias()
+    inner_keys = [inner.c[c.key] for c in keys]
+    if end is not None:
+        target = (
+            sa.select(inner.c[end.key])
+            .where(_same_object(inner_keys, pk), inner.c[tx.key] == transaction_id)
+            .scalar_subquery()
+        )
+    else:
+        target = (
+            sa.select(sa.func.min(inner.c[tx.key]))
+            .where(_same_object(inner_keys, pk), inner.c[tx.key] > transaction_id)
+            .scalar_subquery()
+        )
+    return sa.and_(_same_object(keys, pk), tx == target)
+
+
+def valid_at(info: VersionTable, transaction_id: Any) -> sa.ColumnElement[bool]:
+    """Predicate selecting, per object, the version valid at ``transaction_id``.
+
+    Validity::
+
+        transaction_id <= :tx AND (end_transaction_id > :tx OR end_transaction_id IS NULL)
+
+    Subquery: ``transaction_id`` is the greatest one ``<= :tx`` for that primary key.
+    Deleted objects are excluded (``operation_type != DELETE``).
+    """
+    table = info.table
+    tx = info.transaction_column
+    end = info.end_transaction_column
+    not_deleted = info.operation_column != int(Operation.DELETE)
+    if end is not None:
+        return sa.and_(
+            tx <= transaction_id, sa.or_(end > transaction_id, end.is_(None)), not_deleted
+        )
+    inner = table.alias()
+    latest = (
+        sa.select(sa.func.max(inner.c[tx.key]))
+        .where(
+            *(inner.c[c.key] == c for c in info.version_primary_key),
+            inner.c[tx.key] <= transaction_id,
+        )
+        .scalar_subquery()
+    )
+    return sa.and_(tx == latest, not_deleted)
+
+
+def earlier_versions(
+    info: VersionTable, pk: Sequence[Any], transaction_id: Any
+) -> sa.ColumnElement[bool]:
+    """Predicate selecting the versions of one object written before ``transaction_id``."""
+    return sa.and_(
+        _same_object(info.version_primary_key, pk), info.transaction_column < transaction_id
+    )

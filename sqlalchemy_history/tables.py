@@ -1,0 +1,264 @@
+"""Build ``<table>_version`` tables and the ``transaction`` table in the models' MetaData.
+
+Version tables are built as soon as each versioned class is mapped, so
+``Base.metadata.create_all()`` and Alembic autogenerate see them without
+``configure_mappers()``. Our own columns are tagged in ``column.info`` so the rest of the
+package (and plugins) can tell them from copied parent columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.exc import UnmappedColumnError
+
+from . import naming
+from .exc import ImproperlyConfigured
+from .options import VersioningOptions
+
+#: ``column.info`` key marking the columns that sqlalchemy_history adds to a version table.
+INFO_KEY = "sqlalchemy_history"
+TRANSACTION = "transaction"
+END_TRANSACTION = "end_transaction"
+OPERATION = "operation"
+COPY = "copy"
+
+
+@dataclasses.dataclass(eq=False)
+class VersionTable:
+    """A versioned parent table, its version table and how their columns correspond."""
+
+    parent: sa.Table
+    table: sa.Table
+    options: VersioningOptions
+    #: The model that owns ``parent``, named in messages.
+    model_name: str
+    #: Parent column -> version column, for every versioned column (primary key included).
+    columns: dict[sa.Column[Any], sa.Column[Any]]
+
+    @property
+    def primary_key(self) -> list[sa.Column[Any]]:
+        """The parent's primary key columns, in order."""
+        return list(self.parent.primary_key.columns)
+
+    @property
+    def version_primary_key(self) -> list[sa.Column[Any]]:
+        """The version table columns copying the parent's primary key, in order."""
+        return [self.columns[c] for c in self.primary_key]
+
+    @property
+    def transaction_column(self) -> sa.Column[Any]:
+        return self.table.c[self.options.transaction_column_name]
+
+    @property
+    def end_transaction_column(self) -> Optional[sa.Column[Any]]:
+        """The ``end_transaction_id`` column (``None`` with the subquery strategy)."""
+        if self.options.strategy != "validity":
+            return None
+        return self.table.c[self.options.end_transaction_column_name]
+
+    @property
+    def operation_column(self) -> sa.Column[Any]:
+        return self.table.c[self.options.operation_type_column_name]
+
+
+def _names(column: sa.Column[Any], mapper: Optional[Mapper[Any]]) -> set[str]:
+    names = {column.name, column.key}
+    if mapper is not None:
+        try:
+            names.add(mapper.get_property_by_column(column).key)
+        except UnmappedColumnError:
+            pass
+    return names
+
+
+def attribute_key(column: sa.Column[Any], mapper: Optional[Mapper[Any]]) -> str:
+    """Return the attribute name under which ``mapper`` maps ``column`` (else its key)."""
+    if mapper is not None:
+        try:
+            return mapper.get_property_by_column(column).key
+        except UnmappedColumnError:
+            pass
+    return column.key
+
+
+def versioned_columns(
+    parent: sa.Table, options: VersioningOptions, mapper: Optional[Mapper[Any]], where: str
+) -> list[sa.Column[Any]]:
+    """Return the parent columns that are versioned: all but ``exclude``, plus ``include``."""
+    reserved = {
+        options.transaction_column_name,
+        options.end_transaction_column_name,
+        options.operation_type_column_name,
+    }
+    result = []
+    known: set[str] = set()
+    for column in parent.columns:
+        names = _names(column, mapper)
+        known |= names
+        if column.name in reserved:
+            raise ImproperlyConfigured(
+                f"{where}: column {column.name!r} of table {parent.name!r} collides with the "
+                f"column that versioning adds; rename it or set the "
+                f"'transaction_column_name', 'end_transaction_column_name' or "
+                f"'operation_type_column_name' option."
+            )
+        excluded = bool(names & set(options.exclude)) and not names & set(options.include)
+        if excluded and column.primary_key:
+            raise ImproperlyConfigured(
+                f"{where}: primary key column {column.name!r} cannot be excluded from versioning."
+            )
+        if not excluded:
+            result.append(column)
+    return result
+
+
+def _copy(column: sa.Column[Any], key: str) -> sa.Column[Any]:
+    # Same name and type; no defaults, server defaults, autoincrement, unique constraints or
+    # foreign keys: a version row records values, it never generates or enforces them.
+    return sa.Column(
+        column.name,
+        column.type,
+        key=key,
+        primary_key=column.primary_key,
+        nullable=not column.primary_key,
+        autoincrement=False,
+        comment=column.comment,
+        info={INFO_KEY: COPY},
+    )
+
+
+def build_version_table(
+    parent: sa.Table,
+    options: VersioningOptions,
+    mapper: Optional[Mapper[Any]],
+    where: str,
+) -> VersionTable:
+    """Create the version table of ``parent`` in the parent's MetaData and schema."""
+    name = naming.version_table_name(parent.name, options)
+    naming.check_identifier(name, "version table name", where, options.max_identifier_length)
+    metadata = parent.metadata
+    key = name if parent.schema is None else f"{parent.schema}.{name}"
+    if not options.create_tables:
+        if key not in metadata.tables:
+            raise ImproperlyConfigured(
+                f"{where}: 'create_tables' is False but table {key!r} is not in the MetaData; "
+                f"define it or let sqlalchemy_history create it."
+            )
+        table = metadata.tables[key]
+        columns = {c: table.c[c.name] for c in versioned_columns(parent, options, mapper, where)}
+        return VersionTable(parent, table, options, where, columns)
+    if key in metadata.tables:
+        raise ImproperlyConfigured(
+            f"{where}: table {key!r} already exists in the MetaData; set a different "
+            f"'table_name' template for the version tables."
+        )
+
+    columns = {
+        c: _copy(c, attribute_key(c, mapper))
+        for c in versioned_columns(parent, options, mapper, where)
+    }
+    extra: list[sa.SchemaItem] = [
+        sa.Column(
+            options.transaction_column_name,
+            sa.BigInteger,
+            primary_key=True,
+            autoincrement=False,
+            info={INFO_KEY: TRANSACTION},
+        ),
+    ]
+    if options.strategy == "validity":
+        extra.append(
+            sa.Column(
+                options.end_transaction_column_name,
+                sa.BigInteger,
+                nullable=True,
+                info={INFO_KEY: END_TRANSACTION},
+            )
+        )
+    extra.append(
+        sa.Column(
+            options.operation_type_column_name,
+            sa.SmallInteger,
+            nullable=False,
+            info={INFO_KEY: OPERATION},
+        )
+    )
+    table = sa.Table(
+        name,
+        metadata,
+        *columns.values(),
+        *extra,
+        schema=parent.schema,
+        comment=f"History of {parent.name} (sqlalchemy_history)",
+    )
+    indexed = [options.transaction_column_name, options.operation_type_column_name]
+    if options.strategy == "validity":
+        indexed.insert(1, options.end_transaction_column_name)
+    for column_name in indexed:
+        sa.Index(naming.index_name(name, column_name, options), table.c[column_name])
+    return VersionTable(parent, table, options, where, columns)
+
+
+def sync_version_table(
+    info: VersionTable, mapper: Optional[Mapper[Any]], options: VersioningOptions, where: str
+) -> None:
+    """Add to the version table the parent columns added since it was built.
+
+    Single-table inheritance subclasses add their columns to the parent's table when they
+    are mapped, after the parent's version table exists.
+    """
+    for column in versioned_columns(info.parent, options, mapper, where):
+        if column in info.columns:
+            continue
+        if not info.options.create_tables:
+            info.columns[column] = info.table.c[column.name]
+            continue
+        copy = _copy(column, attribute_key(column, mapper))
+        info.table.append_column(copy)
+        info.columns[column] = copy
+
+
+def build_transaction_table(
+    metadata: sa.MetaData, remote_addr: bool, schema: Optional[str] = None
+) -> sa.Table:
+    """Create the ``transaction`` table: one row per database transaction that changed history.
+
+    ``id`` is an identity column; SQLite only autoincrements ``INTEGER PRIMARY KEY``, hence
+    the type variant (no Sequence object is ever created).
+    """
+    key = "transaction" if schema is None else f"{schema}.transaction"
+    if key in metadata.tables:
+        return metadata.tables[key]
+    columns: list[sa.SchemaItem] = [
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.Identity(),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("issued_at", sa.DateTime),
+    ]
+    if remote_addr:
+        columns.append(sa.Column("remote_addr", sa.String(50)))
+    return sa.Table("transaction", metadata, *columns, schema=schema)
+
+
+def add_user_column(transaction_table: sa.Table, user_table: sa.Table, where: str) -> None:
+    """Add ``user_id``, a foreign key to the user table's single-column primary key."""
+    if "user_id" in transaction_table.c:
+        return
+    pk: Sequence[sa.Column[Any]] = list(user_table.primary_key.columns)
+    if len(pk) != 1:
+        raise ImproperlyConfigured(
+            f"{where}: the user class's table {user_table.name!r} must have a single-column "
+            f"primary key to be referenced by transaction.user_id."
+        )
+    column = sa.Column("user_id", pk[0].type, sa.ForeignKey(pk[0]), nullable=True)
+    transaction_table.append_column(column)
+    sa.Index(naming.fit(f"ix_{transaction_table.name}_user_id", naming.INDEX_NAME_LIMIT), column)

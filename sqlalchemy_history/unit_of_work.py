@@ -1,0 +1,362 @@
+"""Per-database-transaction recorder: which objects changed, and how, until commit.
+
+A ``UnitOfWork`` lives as long as one root ``SessionTransaction``. During a flush the
+mapper events append each written object to ``pending``; ``after_flush`` turns them into
+version rows (``make_versions``), merging with what earlier flushes of the same transaction
+wrote. Savepoints are handled with an undo log: a rolled-back savepoint undoes exactly the
+bookkeeping done since it began, just as the database undoes the rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import InstanceState, Session, SessionTransaction
+from sqlalchemy.orm.util import identity_key
+
+from . import writer
+from .operations import Operation, fold
+from .transaction import utc_now
+
+if TYPE_CHECKING:
+    from .manager import MapperPlan, VersioningManager
+    from .tables import VersionTable
+
+_MISSING: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Written:
+    """What this transaction already wrote for one version row."""
+
+    existed_before: bool
+    operation: Operation
+
+
+@dataclasses.dataclass
+class _Change:
+    state: InstanceState[Any]
+    operation: Operation
+    connection: Connection
+
+
+_UndoEntry = Union[
+    tuple[str, "VersionTable", tuple[Any, ...], Optional[_Written]],
+    tuple[str, Connection, Optional[int]],
+]
+
+
+class UnitOfWork:
+    """History bookkeeping of one database transaction of one session."""
+
+    def __init__(self, manager: VersioningManager, session_transaction: SessionTransaction):
+        self.manager = manager
+        self._session_transaction = weakref.ref(session_transaction)
+        #: Transaction row id per connection (one per database transaction).
+        self.transaction_ids: dict[Connection, int] = {}
+        #: Objects written by the flush in progress.
+        self.pending: list[_Change] = []
+        #: Last database values of objects about to be deleted, read before the DELETE.
+        self.prefetched: dict[InstanceState[Any], dict[str, Any]] = {}
+        #: Identity keys of versioned objects deleted by the flush in progress.
+        self.deleted_identities: set[Any] = set()
+        self._written: dict[VersionTable, dict[tuple[Any, ...], _Written]] = defaultdict(dict)
+        self._undo: list[_UndoEntry] = []
+        self._savepoints: dict[SessionTransaction, int] = {}
+        self._transaction_obj: Any = None
+
+    # -- the transaction row -------------------------------------------------------
+
+    @property
+    def transaction_id(self) -> Optional[int]:
+        """Id of the first transaction row written by this unit of work, if any."""
+        return next(iter(self.transaction_ids.values()), None)
+
+    @property
+    def current_transaction(self) -> Any:
+        """The ``Transaction`` object of this database transaction (``None`` before any)."""
+        if self._transaction_obj is not None:
+            return self._transaction_obj
+        tx_id = self.transaction_id
+        session_tx = self._session_transaction()
+        if tx_id is None or session_tx is None:
+            return None
+        self._transaction_obj = session_tx.session.get(self.manager.transaction_cls, tx_id)
+        return self._transaction_obj
+
+    def create_transaction(self, session: Session) -> Any:
+        """Write the transaction row now and return its ``Transaction`` object.
+
+        Call it before the first flush to set attributes (``user_id``, or plugin metadata)
+        on the transaction: changes are flushed with the session like any object.
+        """
+        cls = self.manager.transaction_cls
+        connection = session.connection(bind_arguments={"mapper": sa.inspect(cls)})
+        values = self.ensure_transaction(connection, session)
+        if self._transaction_obj is None:
+            obj = sa.inspect(cls).class_manager.new_instance()
+            for key, value in values.items():
+                setattr(obj, key, value)
+            sa.orm.make_transient_to_detached(obj)
+            session.add(obj)
+            self._transaction_obj = obj
+        return self._transaction_obj
+
+    def ensure_transaction(self, connection: Connection, session: Session) -> dict[str, Any]:
+        """Insert this database transaction's row on ``connection`` unless it exists."""
+        if connection in self.transaction_ids:
+            return {"id": self.transaction_ids[connection]}
+        table = self.manager.transaction_table
+        assert table is not None
+        values = {"issued_at": utc_now()}
+        values.update(self.manager.transaction_values(self, session))
+        values = {k: v for k, v in values.items() if k in table.c and k != "id"}
+        result = connection.execute(table.insert().values(values))
+        tx_id = result.inserted_primary_key[0]
+        self._log(("tx", connection, None))
+        self.transaction_ids[connection] = tx_id
+        self.manager.session_connection_map[session] = connection
+        return {"id": tx_id, **values}
+
+    # -- savepoints ----------------------------------------------------------------
+
+    def _log(self, entry: _UndoEntry) -> None:
+        if self._savepoints:
+            self._undo.append(entry)
+
+    def begin_savepoint(self, transaction: SessionTransaction) -> None:
+        self._savepoints[transaction] = len(self._undo)
+
+    def end_savepoint(self, transaction: SessionTransaction) -> None:
+        self._savepoints.pop(transaction, None)
+        if not self._savepoints:
+            self._undo.clear()
+
+    def rollback_savepoint(self, transaction: SessionTransaction) -> None:
+        """Undo the bookkeeping done since ``transaction`` (a savepoint) began."""
+        mark = self._savepoints.get(transaction)
+        self.pending.clear()
+        if mark is None:
+            return
+        while len(self._undo) > mark:
+            entry = self._undo.pop()
+            if entry[0] == "tx":
+                self.transaction_ids.pop(entry[1], None)  # type: ignore[arg-type]
+                obj, self._transaction_obj = self._transaction_obj, None
+                session_tx = self._session_transaction()
+                if obj is not None and session_tx is not None and obj in session_tx.session:
+                    session_tx.session.expunge(obj)
+            else:
+                _, info, key, previous = entry  # type: ignore[misc]
+                if previous is None:
+                    self._written[info].pop(key, None)
+                else:
+                    self._written[info][key] = previous
+        for later in [t for t, m in self._savepoints.items() if m > mark]:
+            del self._savepoints[later]
+
+    # -- recording -----------------------------------------------------------------
+
+    def record(
+        self, state: InstanceState[Any], operation: Operation, connection: Connection
+    ) -> None:
+        self.pending.append(_Change(state, operation, connection))
+
+    def make_versions(self, session: Session) -> None:
+        """Write version rows for everything the flush in progress changed."""
+        pending, self.pending = self.pending, []
+        deleted_identities, self.deleted_identities = self.deleted_identities, set()
+        if not pending:
+            return
+        manager = self.manager
+        by_connection: dict[Connection, list[tuple[_Change, MapperPlan]]] = defaultdict(list)
+        for change in pending:
+            plan = manager.plan_for(change.state.mapper)
+            if change.operation is Operation.UPDATE and not self._has_versioned_change(
+                change.state, plan
+            ):
+                continue
+            by_connection[change.connection].append((change, plan))
+        manager.plugins.before_create_version_objects(self, session)
+        for connection, changes in by_connection.items():
+            self._write(session, connection, changes, deleted_identities)
+        manager.plugins.after_create_version_objects(self, session)
+        for change in pending:
+            self.prefetched.pop(change.state, None)
+
+    def _has_versioned_change(self, state: InstanceState[Any], plan: MapperPlan) -> bool:
+        keys = plan.attribute_keys
+        modified = keys - state.unmodified_intersection(keys)
+        return any(state.attrs[key].history.has_changes() for key in modified)
+
+    def _write(
+        self,
+        session: Session,
+        connection: Connection,
+        changes: list[tuple[_Change, MapperPlan]],
+        deleted_identities: set[Any],
+    ) -> None:
+        tx_id = self.ensure_transaction(connection, session)["id"]
+        # version table -> primary key -> (values by version column key, operation)
+        per_table: dict[VersionTable, dict[tuple[Any, ...], tuple[dict[str, Any], Operation, bool]]]
+        per_table = defaultdict(dict)
+        missing: dict[VersionTable, dict[tuple[Any, ...], set[sa.Column[Any]]]]
+        missing = defaultdict(dict)
+        for change, plan in changes:
+            state = change.state
+            deleted = change.operation is Operation.DELETE
+            prefetched = self.prefetched.get(state, {})
+            # A delete and an insert of the same identity in one flush reach us as an
+            # insert ("row switch"); the object existed before, so it is an UPDATE.
+            reinserted = (
+                change.operation is Operation.INSERT
+                and state.key is not None
+                and state.key in deleted_identities
+            )
+            for info, columns in plan.tables:
+                values: dict[str, Any] = {}
+                absent: set[sa.Column[Any]] = set()
+                for parent_column, version_key, attr_key in columns:
+                    if attr_key is None:
+                        values[version_key] = None
+                        continue
+                    value = self._value(state, attr_key, deleted, prefetched)
+                    if value is _MISSING:
+                        absent.add(parent_column)
+                    values[version_key] = value
+                key = tuple(values[c.key] for c in info.version_primary_key)
+                if absent:
+                    missing[info][key] = absent
+                existed = (change.operation is not Operation.INSERT) or reinserted
+                earlier = per_table[info].get(key)
+                if earlier is not None:
+                    existed = earlier[2]
+                per_table[info][key] = (values, change.operation, existed)
+
+        for info, keyed_missing in missing.items():
+            columns = set().union(*keyed_missing.values())
+            fetched = writer.fetch_missing(connection, info, list(keyed_missing), columns)
+            for key, absent in keyed_missing.items():
+                row = fetched.get(key, {})
+                values = per_table[info][key][0]
+                for column in absent:
+                    values[info.columns[column].key] = row.get(column)
+
+        for info, entries in per_table.items():
+            written = self._written[info]
+            new_rows: list[dict[str, Any]] = []
+            rewritten: list[dict[str, Any]] = []
+            for key, (values, operation, existed) in entries.items():
+                earlier = written.get(key)
+                existed_before = earlier.existed_before if earlier is not None else existed
+                final = fold(existed_before, operation is Operation.DELETE)
+                row = dict(values)
+                row[info.transaction_column.key] = tx_id
+                row[info.operation_column.key] = final
+                self.manager.plugins.after_version_row(self, info, row, earlier is not None)
+                self._log(("row", info, key, earlier))
+                written[key] = _Written(existed_before, final)
+                if earlier is None:
+                    end = info.end_transaction_column
+                    if end is not None:
+                        row[end.key] = None
+                    new_rows.append(row)
+                else:
+                    rewritten.append(row)
+            writer.close_versions(connection, info, [_key(info, r) for r in new_rows], tx_id)
+            writer.insert_versions(connection, info, new_rows)
+            writer.rewrite_versions(connection, info, rewritten)
+
+    @staticmethod
+    def _value(
+        state: InstanceState[Any], key: str, deleted: bool, prefetched: dict[str, Any]
+    ) -> Any:
+        if key in prefetched:
+            return prefetched[key]
+        if deleted:
+            # The database still holds the value from before any unflushed change.
+            history = state.attrs[key].history
+            if history.deleted:
+                return history.deleted[0]
+            if history.unchanged:
+                return history.unchanged[0]
+            if history.added:
+                return _MISSING
+        return state.dict.get(key, _MISSING)
+
+    # -- deletes -------------------------------------------------------------------
+
+    def prefetch_deleted(self, session: Session, states: Iterable[InstanceState[Any]]) -> None:
+        """Read, in one ``SELECT`` per table, what deleted objects have not loaded.
+
+        Runs in ``before_flush``: once the flush has deleted the rows, their values are gone.
+        """
+        wanted: dict[VersionTable, dict[tuple[Any, ...], InstanceState[Any]]] = defaultdict(dict)
+        columns_of: dict[VersionTable, set[sa.Column[Any]]] = defaultdict(set)
+        connections: dict[VersionTable, Connection] = {}
+        for state in states:
+            if state.key is None:
+                continue
+            self.deleted_identities.add(state.key)
+            plan = self.manager.plan_for(state.mapper)
+            for info, columns in plan.tables:
+                absent = {
+                    parent_column
+                    for parent_column, _, attr_key in columns
+                    if attr_key is not None and self._value(state, attr_key, True, {}) is _MISSING
+                }
+                if absent:
+                    key = tuple(state.key[1])
+                    wanted[info][key] = state
+                    columns_of[info] |= absent
+                    connections.setdefault(
+                        info, session.connection(bind_arguments={"mapper": state.mapper})
+                    )
+        for info, states_by_key in wanted.items():
+            fetched = writer.fetch_missing(
+                connections[info], info, list(states_by_key), columns_of[info]
+            )
+            for key, state in states_by_key.items():
+                row = fetched.get(key, {})
+                plan = self.manager.plan_for(state.mapper)
+                values = self.prefetched.setdefault(state, {})
+                for parent_column, _, attr_key in plan.columns_of(info):
+                    if attr_key is not None and parent_column in row:
+                        values[attr_key] = row[parent_column]
+
+    def prefetch_one(self, state: InstanceState[Any], connection: Connection) -> None:
+        """Read the unloaded values of one object about to be deleted.
+
+        Only for objects that ``before_flush`` could not see: delete-orphan cascades
+        decided during the flush whose attributes were expired. One ``SELECT`` each.
+        """
+        if state in self.prefetched or state.key is None:
+            return
+        plan = self.manager.plan_for(state.mapper)
+        for info, columns in plan.tables:
+            absent = {
+                parent_column
+                for parent_column, _, attr_key in columns
+                if attr_key is not None and self._value(state, attr_key, True, {}) is _MISSING
+            }
+            if not absent:
+                continue
+            key = tuple(state.key[1])
+            row = writer.fetch_missing(connection, info, [key], absent).get(key, {})
+            values = self.prefetched.setdefault(state, {})
+            for parent_column, _, attr_key in columns:
+                if attr_key is not None and parent_column in row:
+                    values[attr_key] = row[parent_column]
+
+
+def _key(info: VersionTable, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[c.key] for c in info.version_primary_key)
+
+
+__all__ = ["UnitOfWork", "identity_key"]

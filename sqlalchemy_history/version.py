@@ -1,0 +1,166 @@
+"""The Version mixin: traversal (previous, next, index), changeset and revert of one version.
+
+Every generated version class inherits it. Traversal always asks the database (with
+``populate_existing``), so a version loaded before newer history was written never answers
+from stale attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import object_session
+
+from . import changeset as _changeset
+from . import strategies
+from .operations import Operation
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .manager import VersioningManager
+    from .tables import VersionTable
+
+
+class VersionMixin:
+    """Behaviour of every version object (``ArticleVersion`` and friends)."""
+
+    __versioning_manager__: ClassVar[VersioningManager]
+
+    # -- helpers -------------------------------------------------------------------
+
+    @classmethod
+    def _version_info(cls) -> VersionTable:
+        mapper = sa.inspect(cls)
+        table = mapper.local_table if mapper.concrete else mapper.base_mapper.local_table
+        info = cls.__versioning_manager__.version_info(table)  # type: ignore[arg-type]
+        assert info is not None, f"{cls.__name__} is not a mapped version class"
+        return info
+
+    def _session(self) -> Session:
+        session = object_session(self)
+        if session is None:
+            raise sa.orm.exc.DetachedInstanceError(
+                f"{type(self).__name__} is not attached to a session; history traversal "
+                f"needs one to query the database."
+            )
+        return session
+
+    def _pk(self) -> list[Any]:
+        return [getattr(self, c.key) for c in self._version_info().version_primary_key]
+
+    def _tx(self) -> Any:
+        return getattr(self, self._version_info().options.transaction_column_name)
+
+    def _one(self, predicate: sa.ColumnElement[bool]) -> Optional[VersionMixin]:
+        statement = sa.select(type(self)).where(predicate).execution_options(populate_existing=True)
+        return self._session().scalars(statement).first()
+
+    # -- traversal -----------------------------------------------------------------
+
+    @property
+    def previous(self) -> Optional[VersionMixin]:
+        """The version before this one, or ``None`` (one query)."""
+        info = self._version_info()
+        return self._one(strategies.previous_version(info, self._pk(), self._tx()))
+
+    @property
+    def next(self) -> Optional[VersionMixin]:
+        """The version after this one, or ``None`` (one query, never cached)."""
+        info = self._version_info()
+        return self._one(strategies.next_version(info, self._pk(), self._tx()))
+
+    @property
+    def index(self) -> int:
+        """Position of this version in the object's history, from 0 (one query)."""
+        info = self._version_info()
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(info.table)
+            .where(strategies.earlier_versions(info, self._pk(), self._tx()))
+        )
+        return int(self._session().scalar(statement) or 0)
+
+    @property
+    def operation(self) -> Operation:
+        """``operation_type`` as an ``Operation``."""
+        name = self._version_info().options.operation_type_column_name
+        return Operation(getattr(self, name))
+
+    # -- changes -------------------------------------------------------------------
+
+    @classmethod
+    def _attribute_keys(cls) -> list[str]:
+        manager = cls.__versioning_manager__
+        keys = []
+        for prop in sa.inspect(cls).column_attrs:
+            if all(
+                manager.version_info(c.table) is not None  # type: ignore[arg-type]
+                and c.info.get("sqlalchemy_history") == "copy"
+                for c in prop.columns
+            ):
+                keys.append(prop.key)
+        return keys
+
+    @property
+    def changes(self) -> tuple[_changeset.Change, ...]:
+        """What this version changed, as ``Change(key, old, new)`` values."""
+        return _changeset.diff(self._attribute_keys(), self.previous, self, self.operation)
+
+    @property
+    def changeset(self) -> dict[str, list[Any]]:
+        """``{attribute: [old, new]}`` against the previous version (insert: ``[None, new]``)."""
+        data = _changeset.as_dict(self.changes)
+        self.__versioning_manager__.plugins.after_construct_changeset(self, data)
+        return data
+
+    # -- revert --------------------------------------------------------------------
+
+    def revert(self, relations: Optional[list[str]] = None) -> Any:
+        """Restore the parent object to this version and return it (the caller commits).
+
+        A deleted parent is recreated; reverting to a DELETE version deletes the parent
+        and returns ``None``.
+        """
+        from .revert import revert
+
+        return revert(self, relations or [])
+
+    # -- async forms ---------------------------------------------------------------
+
+    def _run_async(self, name: str) -> Awaitable[Any]:
+        from sqlalchemy.ext.asyncio import async_object_session
+
+        session = async_object_session(self)
+        if session is None:
+            raise sa.orm.exc.DetachedInstanceError(
+                f"{type(self).__name__} is not attached to an AsyncSession."
+            )
+        return session.run_sync(lambda _: getattr(self, name))
+
+    @property
+    def aprevious(self) -> Awaitable[Optional[VersionMixin]]:
+        """``await version.aprevious``: ``previous`` for ``AsyncSession`` users."""
+        return self._run_async("previous")
+
+    @property
+    def anext(self) -> Awaitable[Optional[VersionMixin]]:
+        """``await version.anext``: ``next`` for ``AsyncSession`` users."""
+        return self._run_async("next")
+
+    @property
+    def aindex(self) -> Awaitable[int]:
+        """``await version.aindex``: ``index`` for ``AsyncSession`` users."""
+        return self._run_async("index")
+
+    @property
+    def achangeset(self) -> Awaitable[dict[str, list[Any]]]:
+        """``await version.achangeset``: ``changeset`` for ``AsyncSession`` users."""
+        return self._run_async("changeset")
+
+    def __repr__(self) -> str:
+        mapper = sa.inspect(type(self))
+        values = ", ".join(f"{k}={getattr(self, k, None)!r}" for k in mapper.columns.keys()[:4])
+        return f"<{type(self).__name__} {values}>"

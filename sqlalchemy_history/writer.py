@@ -1,0 +1,118 @@
+"""Turn one flush's recorded changes into Core statements on the flush connection.
+
+Steps, per version table touched by the flush, in order:
+
+1. fetch values the flush left unloaded (server defaults, onupdate, deferred columns):
+   one ``SELECT`` per parent table, only when something is missing;
+2. validity strategy: close the open versions of primary keys first written in this
+   transaction: one set-based ``UPDATE``;
+3. insert the new version rows: one executemany ``INSERT``;
+4. rewrite rows this transaction already wrote in an earlier flush: one executemany
+   ``UPDATE``.
+
+Statements depend on the number of version tables, never on the number of rows (key lists
+are chunked only where a backend's parameter limit forces it, see ``dialects.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .dialects import BATCH_EXECUTION_OPTIONS, rules_for
+from .tables import VersionTable
+
+#: Bind parameter prefix for the WHERE clause of the in-place UPDATE, so that key values
+#: and new column values can share one parameter dictionary.
+_KEY_PREFIX = "_sah_key_"
+
+
+def fetch_missing(
+    connection: Connection,
+    info: VersionTable,
+    keys: Sequence[tuple[Any, ...]],
+    columns: Iterable[sa.Column[Any]],
+) -> dict[tuple[Any, ...], dict[sa.Column[Any], Any]]:
+    """Read ``columns`` of the parent rows with primary keys ``keys``.
+
+    Emits (chunked only past the backend's parameter limit)::
+
+        SELECT article.id, article.updated_at FROM article WHERE article.id IN (...)
+    """
+    pk = info.primary_key
+    wanted = [c for c in columns if c not in pk]
+    result: dict[tuple[Any, ...], dict[sa.Column[Any], Any]] = {}
+    if not keys:
+        return result
+    rules = rules_for(connection.dialect)
+    for predicate in rules.key_chunks(pk, keys):
+        for row in connection.execute(sa.select(*pk, *wanted).where(predicate)):
+            key = tuple(row[: len(pk)])
+            result[key] = dict(zip(wanted, row[len(pk) :]))
+    return result
+
+
+def close_versions(
+    connection: Connection,
+    info: VersionTable,
+    keys: Sequence[tuple[Any, ...]],
+    transaction_id: int,
+) -> None:
+    """Close the open version of each primary key in ``keys`` (validity strategy).
+
+    Emits::
+
+        UPDATE article_version SET end_transaction_id = :tx
+        WHERE article_version.end_transaction_id IS NULL
+          AND article_version.transaction_id != :tx
+          AND article_version.id IN (...)
+    """
+    end = info.end_transaction_column
+    if end is None or not keys:
+        return
+    tx = info.transaction_column
+    rules = rules_for(connection.dialect)
+    for predicate in rules.key_chunks(info.version_primary_key, keys):
+        connection.execute(
+            info.table.update()
+            .where(end.is_(None), tx != transaction_id, predicate)
+            .values({end: transaction_id})
+        )
+
+
+def insert_versions(connection: Connection, info: VersionTable, rows: list[dict[str, Any]]) -> None:
+    """Insert version rows (dicts keyed by version column key) in one executemany."""
+    if rows:
+        connection.execute(info.table.insert().execution_options(**BATCH_EXECUTION_OPTIONS), rows)
+
+
+def rewrite_versions(
+    connection: Connection, info: VersionTable, rows: list[dict[str, Any]]
+) -> None:
+    """Overwrite rows this transaction already wrote, in one executemany ``UPDATE``.
+
+    Emits::
+
+        UPDATE article_version SET name=?, ..., operation_type=?
+        WHERE article_version.id = ? AND article_version.transaction_id = ?
+    """
+    if not rows:
+        return
+    key_columns = [*info.version_primary_key, info.transaction_column]
+    value_keys = [k for k in rows[0] if k not in {c.key for c in key_columns}]
+    statement = (
+        info.table.update()
+        .where(*(c == sa.bindparam(_KEY_PREFIX + c.key) for c in key_columns))
+        .values({info.table.c[k]: sa.bindparam(k) for k in value_keys})
+    )
+    params = [
+        {
+            **{k: row[k] for k in value_keys},
+            **{_KEY_PREFIX + c.key: row[c.key] for c in key_columns},
+        }
+        for row in rows
+    ]
+    connection.execute(statement, params)
