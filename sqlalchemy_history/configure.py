@@ -107,9 +107,10 @@ def before_configured(manager: VersioningManager) -> None:
     _map_transaction_class(manager)
     # Parents first: a subclass's version class inherits its parent's version class.
     for cls in sorted(pending, key=_depth):
-        mapper = sa.inspect(cls)
+        mapper: Mapper[Any] = sa.inspect(cls)
         options = manager.resolve_options(cls)
-        info = manager.version_tables[mapper.local_table]  # type: ignore[index]
+        assert isinstance(mapper.local_table, sa.Table)
+        info = manager.version_tables[mapper.local_table]
         tables.sync_version_table(info, mapper, options, cls.__name__)
         manager._plans.clear()
         if options.create_models:
@@ -205,7 +206,7 @@ def _build_version_class(
         kwargs["polymorphic_identity"] = mapper.polymorphic_identity
     if parent_version is None and isinstance(mapper.polymorphic_on, sa.Column):
         column = mapper.polymorphic_on
-        owner = manager.version_tables.get(column.table)  # type: ignore[arg-type]
+        owner = manager.version_tables.get(column.table)
         if owner is not None and column in owner.columns:
             kwargs["polymorphic_on"] = owner.columns[column]
 

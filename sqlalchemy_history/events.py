@@ -34,8 +34,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.orm import Mapper, Session, SessionTransaction
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 
 from . import configure
 from .exc import ImproperlyConfigured
@@ -162,15 +162,13 @@ def _watch_table(manager: VersioningManager, info: Any) -> None:
 
 
 def _mapper_of(obj: Any) -> Mapper[Any]:
-    from sqlalchemy import inspect
+    state: InstanceState[Any] = inspect(obj)
+    return state.mapper
 
-    return inspect(obj).mapper
 
-
-def _state_of(obj: Any) -> Any:
-    from sqlalchemy import inspect
-
-    return inspect(obj)
+def _state_of(obj: Any) -> InstanceState[Any]:
+    state: InstanceState[Any] = inspect(obj)
+    return state
 
 
 def remove(manager: VersioningManager) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Mapper, Session, object_session
 
 from .exc import ClassNotVersioned, TableNotVersioned
 from .manager import VersioningManager
@@ -110,8 +110,9 @@ def count_versions(obj: Any) -> int:
         return 0
     cls = _class(obj)
     manager = get_versioning_manager(cls)
-    mapper = sa.inspect(cls)
-    info = manager.version_tables.get(mapper.local_table)  # type: ignore[call-overload]
+    mapper: Mapper[Any] = sa.inspect(cls)
+    table = mapper.local_table
+    info = manager.version_tables.get(table) if isinstance(table, sa.Table) else None
     if info is None or not sa.inspect(obj).has_identity:
         return 0
     state = sa.inspect(obj)
@@ -178,6 +179,7 @@ def get_association_proxies(cls: type) -> Iterator[tuple[str, Any]]:
     """Yield ``(name, proxy)`` for each association proxy defined on ``cls``."""
     from sqlalchemy.ext.associationproxy import AssociationProxyExtensionType
 
-    for key, descriptor in sa.inspect(cls).all_orm_descriptors.items():
+    mapper: Mapper[Any] = sa.inspect(cls)
+    for key, descriptor in mapper.all_orm_descriptors.items():
         if descriptor.extension_type is AssociationProxyExtensionType.ASSOCIATION_PROXY:
             yield key, descriptor

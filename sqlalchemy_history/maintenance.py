@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapper, Session
 
 from .inspection import get_versioning_manager
 from .operations import Operation
@@ -20,8 +20,9 @@ def vacuum(session: Session, model: type, yield_per: int = 1000) -> int:
     were removed. Reads the history once, ordered; writes one DELETE and one UPDATE batch.
     """
     manager = get_versioning_manager(model)
-    mapper = sa.inspect(model)
-    info = manager.version_tables[mapper.local_table]  # type: ignore[index]
+    mapper: Mapper[Any] = sa.inspect(model)
+    assert isinstance(mapper.local_table, sa.Table)
+    info = manager.version_tables[mapper.local_table]
     table = info.table
     pk = info.version_primary_key
     tx = info.transaction_column

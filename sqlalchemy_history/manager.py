@@ -136,8 +136,9 @@ class VersioningManager:
 
     def version_info_of_class(self, version_cls: type) -> Optional[VersionTable]:
         """Return the ``VersionTable`` of a version class's own table."""
-        table = sa.inspect(version_cls).local_table
-        return self._version_infos.get(table)  # type: ignore[arg-type]
+        mapper: Mapper[Any] = sa.inspect(version_cls)
+        table = mapper.local_table
+        return self._version_infos.get(table) if isinstance(table, sa.Table) else None
 
     def plan_for(self, mapper: Mapper[Any]) -> MapperPlan:
         """Return (and cache) how objects of ``mapper`` are written as version rows."""
@@ -151,11 +152,10 @@ class VersioningManager:
                     continue
                 columns: ColumnPlan = []
                 for parent_column, version_column in info.columns.items():
-                    key: Optional[str] = attribute_key(parent_column, mapper)
-                    if key not in mapper.attrs:
-                        key = None
-                    else:
-                        keys.add(key)  # type: ignore[arg-type]
+                    found = attribute_key(parent_column, mapper)
+                    key: Optional[str] = found if found in mapper.attrs else None
+                    if key is not None:
+                        keys.add(key)
                     columns.append((parent_column, version_column.key, key))
                 tables.append((info, columns))
             plan = MapperPlan(tuple(tables), frozenset(keys))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Mapper, object_session
 
 from .exc import ReverterException
 from .operations import Operation
@@ -26,7 +26,7 @@ def revert(version: VersionMixin, relations: list[str]) -> Any:
     deletes the parent. Nothing is committed.
     """
     parent_cls = _parent_class(version)
-    parent_mapper = sa.inspect(parent_cls)
+    parent_mapper: Mapper[Any] = sa.inspect(parent_cls)
     for name in relations:
         head = name.split(".", 1)[0]
         if head not in parent_mapper.relationships:

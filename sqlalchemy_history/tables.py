@@ -8,6 +8,7 @@ package (and plugins) can tell them from copied parent columns.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -15,6 +16,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.exc import UnmappedColumnError
+from sqlalchemy.sql.schema import SchemaItem
 
 from . import naming
 from .exc import ImproperlyConfigured
@@ -69,10 +71,8 @@ class VersionTable:
 def _names(column: sa.Column[Any], mapper: Optional[Mapper[Any]]) -> set[str]:
     names = {column.name, column.key}
     if mapper is not None:
-        try:
+        with contextlib.suppress(UnmappedColumnError):
             names.add(mapper.get_property_by_column(column).key)
-        except UnmappedColumnError:
-            pass
     return names
 
 
@@ -162,7 +162,7 @@ def build_version_table(
         c: _copy(c, attribute_key(c, mapper))
         for c in versioned_columns(parent, options, mapper, where)
     }
-    extra: list[sa.SchemaItem] = [
+    extra: list[SchemaItem] = [
         sa.Column(
             options.transaction_column_name,
             sa.BigInteger,
@@ -234,7 +234,7 @@ def build_transaction_table(
     key = "transaction" if schema is None else f"{schema}.transaction"
     if key in metadata.tables:
         return metadata.tables[key]
-    columns: list[sa.SchemaItem] = [
+    columns: list[SchemaItem] = [
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),

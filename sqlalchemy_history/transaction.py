@@ -42,8 +42,8 @@ class TransactionBase:
             if info is None:
                 continue
             column = getattr(version_cls, info.options.transaction_column_name)
-            rows = session.scalars(sa.select(version_cls).where(column == self.id)).all()
-            rows = [r for r in rows if type(r) is version_cls]
+            statement: sa.Select[Any] = sa.select(version_cls).where(column == self.id)
+            rows = [r for r in session.scalars(statement) if type(r) is version_cls]
             if rows:
                 result[version_cls] = rows
         return result

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState, Session, SessionTransaction
-from sqlalchemy.orm.util import identity_key
 
 from . import writer
 from .operations import Operation, fold
@@ -114,11 +113,12 @@ class UnitOfWork:
             return {"id": self.transaction_ids[connection]}
         table = self.manager.transaction_table
         assert table is not None
-        values = {"issued_at": utc_now()}
-        values.update(self.manager.transaction_values(self, session))
-        values = {k: v for k, v in values.items() if k in table.c and k != "id"}
+        given: dict[str, Any] = {"issued_at": utc_now()}
+        given.update(self.manager.transaction_values(self, session))
+        values = {k: v for k, v in given.items() if k in table.c and k != "id"}
         result = connection.execute(table.insert().values(values))
-        tx_id = result.inserted_primary_key[0]
+        assert result.inserted_primary_key is not None
+        tx_id = int(result.inserted_primary_key[0])
         self._log(("tx", connection, None))
         self.transaction_ids[connection] = tx_id
         self.manager.session_connection_map[session] = connection
@@ -234,19 +234,19 @@ class UnitOfWork:
                 if absent:
                     missing[info][key] = absent
                 existed = (change.operation is not Operation.INSERT) or reinserted
-                earlier = per_table[info].get(key)
-                if earlier is not None:
-                    existed = earlier[2]
+                same_flush = per_table[info].get(key)
+                if same_flush is not None:
+                    existed = same_flush[2]
                 per_table[info][key] = (values, change.operation, existed)
 
         for info, keyed_missing in missing.items():
-            columns = set().union(*keyed_missing.values())
-            fetched = writer.fetch_missing(connection, info, list(keyed_missing), columns)
+            wanted: set[sa.Column[Any]] = set().union(*keyed_missing.values())
+            fetched = writer.fetch_missing(connection, info, list(keyed_missing), wanted)
             for key, absent in keyed_missing.items():
-                row = fetched.get(key, {})
-                values = per_table[info][key][0]
+                found = fetched.get(key, {})
+                target = per_table[info][key][0]
                 for column in absent:
-                    values[info.columns[column].key] = row.get(column)
+                    target[info.columns[column].key] = found.get(column)
 
         for info, entries in per_table.items():
             written = self._written[info]
@@ -256,7 +256,7 @@ class UnitOfWork:
                 earlier = written.get(key)
                 existed_before = earlier.existed_before if earlier is not None else existed
                 final = fold(existed_before, operation is Operation.DELETE)
-                row = dict(values)
+                row: dict[str, Any] = dict(values)
                 row[info.transaction_column.key] = tx_id
                 row[info.operation_column.key] = final
                 self.manager.plugins.after_version_row(self, info, row, earlier is not None)
@@ -357,6 +357,3 @@ class UnitOfWork:
 
 def _key(info: VersionTable, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c.key] for c in info.version_primary_key)
-
-
-__all__ = ["UnitOfWork", "identity_key"]

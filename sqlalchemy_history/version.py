@@ -11,10 +11,10 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Mapper, object_session
 
-from . import changeset as _changeset
 from . import strategies
+from .changeset import Change, as_dict, diff
 from .operations import Operation
 
 if TYPE_CHECKING:
@@ -33,9 +33,10 @@ class VersionMixin:
 
     @classmethod
     def _version_info(cls) -> VersionTable:
-        mapper = sa.inspect(cls)
+        mapper: Mapper[Any] = sa.inspect(cls)
         table = mapper.local_table if mapper.concrete else mapper.base_mapper.local_table
-        info = cls.__versioning_manager__.version_info(table)  # type: ignore[arg-type]
+        assert isinstance(table, sa.Table)
+        info = cls.__versioning_manager__.version_info(table)
         assert info is not None, f"{cls.__name__} is not a mapped version class"
         return info
 
@@ -97,7 +98,8 @@ class VersionMixin:
         keys = []
         for prop in sa.inspect(cls).column_attrs:
             if all(
-                manager.version_info(c.table) is not None  # type: ignore[arg-type]
+                isinstance(c.table, sa.Table)
+                and manager.version_info(c.table) is not None
                 and c.info.get("sqlalchemy_history") == "copy"
                 for c in prop.columns
             ):
@@ -105,14 +107,14 @@ class VersionMixin:
         return keys
 
     @property
-    def changes(self) -> tuple[_changeset.Change, ...]:
+    def changes(self) -> tuple[Change, ...]:
         """What this version changed, as ``Change(key, old, new)`` values."""
-        return _changeset.diff(self._attribute_keys(), self.previous, self, self.operation)
+        return diff(self._attribute_keys(), self.previous, self, self.operation)
 
     @property
     def changeset(self) -> dict[str, list[Any]]:
         """``{attribute: [old, new]}`` against the previous version (insert: ``[None, new]``)."""
-        data = _changeset.as_dict(self.changes)
+        data = as_dict(self.changes)
         self.__versioning_manager__.plugins.after_construct_changeset(self, data)
         return data
 
