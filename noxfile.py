@@ -94,6 +94,14 @@ def tests_mysql(session: nox.Session) -> None:
     run_pytest(session, databases="mysql")
 
 
+@nox.session(name="tests-sqlalchemy20")
+def tests_sqlalchemy20(session: nox.Session) -> None:
+    """Run the SQLite suite with the oldest supported SQLAlchemy series (2.0.x)."""
+    install_groups(session, *TEST_GROUPS)
+    session.install("SQLAlchemy>=2.0.20,<2.1")
+    session.run("pytest", *session.posargs, env={"SQLALCHEMY_HISTORY_DATABASES": "sqlite"})
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff (no fixes applied)."""
