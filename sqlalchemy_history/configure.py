@@ -6,10 +6,15 @@ Steps, in the order they run:
    options, build or extend its version table and the ``transaction`` table in the same
    MetaData, remember the class for step 2. Tables exist before ``configure_mappers()``, so
    ``create_all()`` and Alembic autogenerate see them.
+   Many-to-many relationships given a secondary Table get their association version
+   table here too.
 2. ``before_configured`` (once per ``configure_mappers()`` with pending classes): map the
    ``Transaction`` class, then each version class (parents before subclasses) with its
    ``version_parent`` and ``transaction`` relationships, and add ``versions`` to each
    parent. SQLAlchemy configures the new mappers in the same pass.
+3. ``after_configured`` (relationships are resolved now): association version tables of
+   secondaries named late (callables), then the temporal relationships of each new
+   version class (``relationships.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapper, foreign, relationship, remote
+from sqlalchemy.orm import Mapper, RelationshipProperty, foreign, relationship, remote
 
 from . import naming, tables
 from .exc import ImproperlyConfigured
+from .relationships import add_temporal_relationships
 from .transaction import TransactionFactory
 from .version import VersionMixin
 
@@ -45,10 +51,10 @@ def _attach_user(manager: VersioningManager) -> None:
     tables.add_user_column(manager.transaction_table, user_table, "user_cls")
 
 
-def _find_user_mapper(manager: VersioningManager, mapper: Mapper[Any]) -> None:
+def _find_user_mapper(manager: VersioningManager, reg: Any) -> None:
     if manager.user_mapper is not None or manager.user_cls is None:
         return
-    for candidate in list(mapper.registry.mappers):
+    for candidate in list(reg.mappers):
         if _is_user_class(manager, candidate.class_):
             manager.user_mapper = candidate
             return
@@ -88,15 +94,88 @@ def mapper_constructed(manager: VersioningManager, mapper: Mapper[Any], cls: typ
         manager.plugins.after_build_version_table_columns(info)
     else:
         tables.sync_version_table(info, mapper, options, where)
+        # Single-table subclasses add columns: plugins see the table again (idempotently).
+        manager.plugins.after_build_version_table_columns(info)
     if manager.transaction_table is None:
         factory = manager.transaction_cls
         if not isinstance(factory, TransactionFactory):
             factory = TransactionFactory()
         manager.transaction_table = factory.build_table(table.metadata)
         manager.transaction_registry = mapper.registry
-        _find_user_mapper(manager, mapper)
+        _find_user_mapper(manager, mapper.registry)
         _attach_user(manager)
+    _early_association_tables(manager, mapper, options)
     manager.pending_classes.append(cls)
+
+
+def _secondary_table(prop: Any, metadata: sa.MetaData) -> Optional[sa.Table]:
+    """Return the many-to-many secondary table of ``prop`` if it is already known.
+
+    Before configuration ``secondary`` is whatever was passed to ``relationship()``: a
+    Table, a table name, or a callable resolved later.
+    """
+    # SQLAlchemy keeps the unresolved argument in the private ``_init_args`` (2.0 and 2.1)
+    # until configuration. This is only a head start so that create_all() without
+    # configure_mappers() sees association version tables; after_configured catches
+    # whatever this misses, so a change in SQLAlchemy's internals cannot lose history.
+    init_args = getattr(prop, "_init_args", None)
+    argument = getattr(getattr(init_args, "secondary", None), "argument", None)
+    secondary = argument if argument is not None else getattr(prop, "secondary", None)
+    if isinstance(secondary, sa.Table):
+        return secondary
+    if isinstance(secondary, str):
+        return metadata.tables.get(secondary)
+    return None
+
+
+def _versioned_secondaries(mapper: Mapper[Any], configured: bool) -> list[sa.Table]:
+    table = mapper.local_table
+    metadata = table.metadata if isinstance(table, sa.Table) else sa.MetaData()
+    props = mapper.relationships if configured else mapper.iterate_properties
+    found = []
+    for prop in props:
+        if not isinstance(prop, RelationshipProperty) or prop.viewonly:
+            continue
+        if prop.parent is not mapper:
+            continue
+        secondary = prop.secondary if configured else _secondary_table(prop, metadata)
+        if isinstance(secondary, sa.Table):
+            found.append(secondary)
+    return found
+
+
+def _add_association_table(
+    manager: VersioningManager, mapper: Mapper[Any], table: sa.Table, options: Any
+) -> None:
+    if table in manager.association_tables or table in manager.version_tables:
+        return
+    where = f"{mapper.class_.__name__} (association table {table.name!r})"
+    info = tables.build_association_table(table, options, where)
+    manager.register_association_table(info)
+    manager.plugins.after_build_version_table_columns(info)
+
+
+def _early_association_tables(
+    manager: VersioningManager, mapper: Mapper[Any], options: Any
+) -> None:
+    # Relationships are not configured yet; those given a Table (or a known table name)
+    # get their association version table now, so create_all() sees it.
+    for table in _versioned_secondaries(mapper, configured=False):
+        _add_association_table(manager, mapper, table, options)
+
+
+def after_configured(manager: VersioningManager) -> None:
+    """Step 3: association tables resolved late, then temporal relationships."""
+    if not manager.pending_relationships and not manager.pending_associations:
+        return
+    mappers, manager.pending_associations = manager.pending_associations, []
+    for mapper in mappers:
+        options = manager.resolve_options(mapper.class_)
+        for table in _versioned_secondaries(mapper, configured=True):
+            _add_association_table(manager, mapper, table, options)
+    pending, manager.pending_relationships = manager.pending_relationships, []
+    for mapper, version_cls in pending:
+        add_temporal_relationships(manager, mapper, version_cls)
 
 
 def before_configured(manager: VersioningManager) -> None:
@@ -104,6 +183,8 @@ def before_configured(manager: VersioningManager) -> None:
     if not manager.pending_classes:
         return
     pending, manager.pending_classes = manager.pending_classes, []
+    for info in manager.version_tables.values():
+        tables.refresh_types(info)
     _map_transaction_class(manager)
     # Parents first: a subclass's version class inherits its parent's version class.
     for cls in sorted(pending, key=_depth):
@@ -113,6 +194,7 @@ def before_configured(manager: VersioningManager) -> None:
         info = manager.version_tables[mapper.local_table]
         tables.sync_version_table(info, mapper, options, cls.__name__)
         manager._plans.clear()
+        manager.pending_associations.append(mapper)
         if options.create_models:
             _build_version_class(manager, cls, mapper, options, info)
     manager.plugins.after_build_models(manager)
@@ -126,17 +208,28 @@ def _map_transaction_class(manager: VersioningManager) -> None:
     factory = manager.transaction_cls
     if not isinstance(factory, TransactionFactory):
         return
-    assert manager.transaction_table is not None
-    user_cls: Optional[type] = None
+    table = manager.transaction_table
+    assert table is not None
+    # user_cls and transaction_cls may be assigned after make_versioned(), even after the
+    # models were mapped: they are read now, and the table is rebuilt if it disagrees.
+    manager.user_mapper = None
     if manager.user_cls is not None:
+        if not isinstance(manager.user_cls, str):
+            manager.user_mapper = sa.inspect(manager.user_cls, raiseerr=False)
+        else:
+            _find_user_mapper(manager, manager.transaction_registry)
         if manager.user_mapper is None:
             raise ImproperlyConfigured(
                 f"user_cls {manager.user_cls!r} is not a mapped class in the registry of the "
                 f"versioned models; define it, pass the class itself, or pass user_cls=None "
                 f"to make_versioned() for no Transaction.user."
             )
-        user_cls = manager.user_mapper.class_
-        _attach_user(manager)
+    wants_user = manager.user_mapper is not None
+    if ("remote_addr" in table.c) != factory.remote_addr or ("user_id" in table.c) != wants_user:
+        table.metadata.remove(table)
+        manager.transaction_table = factory.build_table(table.metadata)
+    _attach_user(manager)
+    user_cls = manager.user_mapper.class_ if manager.user_mapper is not None else None
     manager.transaction_cls = factory(
         manager, manager.transaction_table, manager.transaction_registry, user_cls
     )
@@ -177,7 +270,10 @@ def _build_version_class(
             )
         )
     name = naming.version_class_name(cls, options)
-    version_cls = type(name, bases, {"__module__": cls.__module__})
+    # __abstract__: a declarative base among ``base_classes`` (SQLAlchemy-Continuum users
+    # pass their ``Base`` or Flask's ``db.Model``) must not try to map the class itself;
+    # it is mapped imperatively below. Harmless for plain mixins.
+    version_cls = type(name, bases, {"__module__": cls.__module__, "__abstract__": True})
     version_cls.__versioning_manager__ = manager  # type: ignore[attr-defined]
 
     kwargs: dict[str, Any] = {}
@@ -232,6 +328,7 @@ def _build_version_class(
 
     manager.version_class_map[cls] = version_cls
     manager.parent_class_map[version_cls] = cls
+    manager.pending_relationships.append((mapper, version_cls))
 
     if parent_version is None or mapper.concrete:
         pk = [c for c in info.primary_key]

@@ -10,6 +10,8 @@ after_mapper_constructed   Mapper      build version tables as each class is map
                                        mapper is constructed, before configure")
 before_configured          Mapper      map Transaction and version classes; mappers created
                                        here are configured in the same pass
+after_configured           Mapper      relationships are resolved: association tables named
+                                       late, temporal relationships on version classes
 after_insert/update/delete Mapper      note each written object; "receive an object instance
                                        after ... statements" are emitted, per object, without
                                        any SQL of ours (rows are written once per flush)
@@ -24,8 +26,8 @@ after_transaction_create   Session     a SAVEPOINT began: mark the unit of work'
 after_rollback             Session     fires for ROLLBACK TO SAVEPOINT too, before the nested
                                        transaction closes: undo bookkeeping since the mark
 after_transaction_end      Session     forget a savepoint mark / the whole unit of work
-before_create              Table       fail with a clear message when a version table's name
-                                       is too long for the database being created
+before_create              Table       give copied foreign-key-only columns the type their
+                                       parent column resolved to (NullType until then)
 =========================  ==========  ========================================================
 """
 
@@ -38,9 +40,9 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 
 from . import configure
-from .exc import ImproperlyConfigured
 from .manager import VersioningManager
 from .operations import Operation
+from .tables import refresh_types
 
 _Listener = tuple[Any, str, Callable[..., Any]]
 _listeners: dict[VersioningManager, list[_Listener]] = {}
@@ -76,6 +78,9 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
 
     def before_configured() -> None:
         configure.before_configured(manager)
+
+    def after_configured() -> None:
+        configure.after_configured(manager)
 
     def recorder(operation: Operation) -> Callable[..., None]:
         def record(mapper_: Mapper[Any], connection: Any, target: Any) -> None:
@@ -137,6 +142,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
 
     _listen(manager, mapper, "after_mapper_constructed", mapper_constructed)
     _listen(manager, mapper, "before_configured", before_configured)
+    _listen(manager, mapper, "after_configured", after_configured)
     _listen(manager, mapper, "after_insert", recorder(Operation.INSERT))
     _listen(manager, mapper, "after_update", recorder(Operation.UPDATE))
     _listen(manager, mapper, "after_delete", recorder(Operation.DELETE))
@@ -150,13 +156,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
 
 def _watch_table(manager: VersioningManager, info: Any) -> None:
     def before_create(table: Any, connection: Any, **kw: Any) -> None:
-        limit = connection.dialect.max_identifier_length
-        if len(table.name.encode("utf-8")) > limit:
-            raise ImproperlyConfigured(
-                f"{info.model_name}: version table name {table.name!r} is longer than the "
-                f"{limit} characters {connection.dialect.name} allows; set a shorter "
-                f"'table_name' template or '__tablename__'."
-            )
+        refresh_types(info)
 
     _listen(manager, info.table, "before_create", before_create)
 

@@ -99,8 +99,12 @@ def end_tx_column_name(obj: Any) -> str:
 
 
 def end_tx_attr(obj: Any) -> Any:
-    """Return the end-transaction attribute of ``obj``'s version class."""
-    return getattr(version_class(obj), end_tx_column_name(obj))
+    """Return the end-transaction attribute of a version class (given a version object or
+    class, or a versioned model, whose version class is then used)."""
+    cls = _class(obj)
+    manager = get_versioning_manager(cls)
+    version_cls = cls if cls in manager.parent_class_map else manager.version_class(cls)
+    return getattr(version_cls, end_tx_column_name(obj))
 
 
 def count_versions(obj: Any) -> int:
@@ -132,15 +136,30 @@ def _versioned_attrs(obj: Any) -> frozenset[str]:
 
 
 def changeset(obj: Any) -> dict[str, list[Any]]:
-    """Return the pending (unflushed) changes of ``obj``: ``{attribute: [old, new]}``."""
+    """Return the pending (unflushed) changes of ``obj`` in SQLAlchemy-History's format.
+
+    ``{attribute: [new, old]}`` for pending inserts and updates (note the order, kept for
+    compatibility: unlike ``version.changeset``, the new value comes first); an object
+    marked for deletion gives ``[None, value]`` for each non-null, non-key value.
+    """
     state = sa.inspect(obj)
+    session = object_session(obj)
+    mapper = state.mapper
     data: dict[str, list[Any]] = {}
+    if session is not None and obj in session.deleted:
+        for prop in mapper.column_attrs:
+            if any(c.primary_key for c in prop.columns):
+                continue
+            value = getattr(obj, prop.key)
+            if value is not None:
+                data[prop.key] = [None, value]
+        return data
     for key in _versioned_attrs(obj):
         history = state.attrs[key].history
         if history.has_changes():
-            old = history.deleted[0] if history.deleted else None
             new = history.added[0] if history.added else None
-            data[key] = [old, new]
+            old = history.deleted[0] if history.deleted else None
+            data[key] = [new, old]
     return data
 
 

@@ -48,9 +48,10 @@ class VersioningOptions:
     create_tables: bool = True
     #: Prefix version class names with the parent's module name.
     use_module_name: bool = False
-    #: Longest identifier (table, index, constraint name, in bytes) we may generate.
-    #: 128 is Oracle's limit; set 30 for Oracle before 12.2, 63 to fit PostgreSQL.
-    max_identifier_length: int = 128
+    #: Longest identifier (table or index name, in bytes) we may generate. The default, 63,
+    #: is PostgreSQL's limit (MySQL allows 64, SQL Server and Oracle 128), so one schema
+    #: works on every database; raise it if yours allows more, set 30 for Oracle < 12.2.
+    max_identifier_length: int = 63
 
 
 OPTION_NAMES: frozenset[str] = frozenset(f.name for f in dataclasses.fields(VersioningOptions))

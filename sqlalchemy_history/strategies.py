@@ -7,7 +7,7 @@ Write-side bookkeeping of the validity strategy (closing the previous version) i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,7 +86,11 @@ def next_version(
     return sa.and_(_same_object(keys, pk), tx == target)
 
 
-def valid_at(info: VersionTable, transaction_id: Any) -> sa.ColumnElement[bool]:
+def valid_at(
+    info: VersionTable,
+    transaction_id: Any,
+    column: Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]] = lambda c: c,
+) -> sa.ColumnElement[bool]:
     """Predicate selecting, per object, the version valid at ``transaction_id``.
 
     Validity::
@@ -95,25 +99,30 @@ def valid_at(info: VersionTable, transaction_id: Any) -> sa.ColumnElement[bool]:
 
     Subquery: ``transaction_id`` is the greatest one ``<= :tx`` for that primary key.
     Deleted objects are excluded (``operation_type != DELETE``).
+
+    :param transaction_id: a value or a column (a relationship's local transaction id).
+    :param column: wraps each column of ``info.table``; relationships pass ``remote``.
     """
-    table = info.table
-    tx = info.transaction_column
-    end = info.end_transaction_column
-    not_deleted = info.operation_column != int(Operation.DELETE)
-    if end is not None:
+    tx = column(info.transaction_column)
+    end_column = info.end_transaction_column
+    not_deleted = column(info.operation_column) != int(Operation.DELETE)
+    if end_column is not None:
+        end = column(end_column)
         return sa.and_(
             tx <= transaction_id, sa.or_(end > transaction_id, end.is_(None)), not_deleted
         )
-    inner = table.alias()
+    inner = info.table.alias()
     latest = (
-        sa.select(sa.func.max(inner.c[tx.key]))
+        sa.select(sa.func.max(inner.c[info.transaction_column.key]))
         .where(
-            *(inner.c[c.key] == c for c in info.version_primary_key),
-            inner.c[tx.key] <= transaction_id,
+            *(inner.c[c.key] == column(c) for c in info.version_primary_key),
+            inner.c[info.transaction_column.key] <= transaction_id,
         )
         .scalar_subquery()
     )
-    return sa.and_(tx == latest, not_deleted)
+    # "tx <= :tx" is implied by the subquery; stated too so that a relationship join always
+    # has a plain comparison between its local and remote transaction columns.
+    return sa.and_(tx <= transaction_id, tx == latest, not_deleted)
 
 
 def earlier_versions(

@@ -41,10 +41,14 @@ class VersionTable:
     model_name: str
     #: Parent column -> version column, for every versioned column (primary key included).
     columns: dict[sa.Column[Any], sa.Column[Any]]
+    #: Columns identifying a parent row when it is not the primary key (association tables).
+    key_columns: Optional[list[sa.Column[Any]]] = None
 
     @property
     def primary_key(self) -> list[sa.Column[Any]]:
-        """The parent's primary key columns, in order."""
+        """The parent columns identifying a row (its primary key), in order."""
+        if self.key_columns is not None:
+            return list(self.key_columns)
         return list(self.parent.primary_key.columns)
 
     @property
@@ -117,15 +121,17 @@ def versioned_columns(
     return result
 
 
-def _copy(column: sa.Column[Any], key: str) -> sa.Column[Any]:
+def _copy(column: sa.Column[Any], key: str, primary_key: Optional[bool] = None) -> sa.Column[Any]:
     # Same name and type; no defaults, server defaults, autoincrement, unique constraints or
     # foreign keys: a version row records values, it never generates or enforces them.
+    if primary_key is None:
+        primary_key = column.primary_key
     return sa.Column(
         column.name,
         column.type,
         key=key,
-        primary_key=column.primary_key,
-        nullable=not column.primary_key,
+        primary_key=primary_key,
+        nullable=not primary_key,
         autoincrement=False,
         comment=column.comment,
         info={INFO_KEY: COPY},
@@ -137,8 +143,12 @@ def build_version_table(
     options: VersioningOptions,
     mapper: Optional[Mapper[Any]],
     where: str,
+    key_columns: Optional[list[sa.Column[Any]]] = None,
 ) -> VersionTable:
-    """Create the version table of ``parent`` in the parent's MetaData and schema."""
+    """Create the version table of ``parent`` in the parent's MetaData and schema.
+
+    :param key_columns: the columns identifying a row (default: the primary key).
+    """
     name = naming.version_table_name(parent.name, options)
     naming.check_identifier(name, "version table name", where, options.max_identifier_length)
     metadata = parent.metadata
@@ -151,15 +161,16 @@ def build_version_table(
             )
         table = metadata.tables[key]
         columns = {c: table.c[c.name] for c in versioned_columns(parent, options, mapper, where)}
-        return VersionTable(parent, table, options, where, columns)
+        return VersionTable(parent, table, options, where, columns, key_columns)
     if key in metadata.tables:
         raise ImproperlyConfigured(
             f"{where}: table {key!r} already exists in the MetaData; set a different "
             f"'table_name' template for the version tables."
         )
 
+    keys = list(parent.primary_key.columns) if key_columns is None else key_columns
     columns = {
-        c: _copy(c, attribute_key(c, mapper))
+        c: _copy(c, attribute_key(c, mapper), primary_key=c in keys)
         for c in versioned_columns(parent, options, mapper, where)
     }
     extra: list[SchemaItem] = [
@@ -201,7 +212,26 @@ def build_version_table(
         indexed.insert(1, options.end_transaction_column_name)
     for column_name in indexed:
         sa.Index(naming.index_name(name, column_name, options), table.c[column_name])
-    return VersionTable(parent, table, options, where, columns)
+    return VersionTable(parent, table, options, where, columns, key_columns)
+
+
+def build_association_table(
+    secondary: sa.Table, options: VersioningOptions, where: str
+) -> VersionTable:
+    """Create the version table of a many-to-many ``secondary`` table.
+
+    Its key is the secondary table's primary key or, when it has none (the usual
+    ``Table("article_tag", Column(..., ForeignKey(...)), ...)``), its foreign key columns.
+    """
+    key_columns = list(secondary.primary_key.columns) or [
+        c for c in secondary.columns if c.foreign_keys
+    ]
+    if not key_columns:
+        raise ImproperlyConfigured(
+            f"{where}: association table {secondary.name!r} has neither a primary key nor "
+            f"foreign keys, so its links cannot be versioned; give it a primary key."
+        )
+    return build_version_table(secondary, options, None, where, key_columns=key_columns)
 
 
 def sync_version_table(
@@ -221,6 +251,19 @@ def sync_version_table(
         copy = _copy(column, attribute_key(column, mapper))
         info.table.append_column(copy)
         info.columns[column] = copy
+
+
+def refresh_types(info: VersionTable) -> None:
+    """Give copied columns the type their parent column has resolved to since the copy.
+
+    A column declared only with a ``ForeignKey`` has ``NullType`` until the referenced
+    table exists; the version table may have been built before that.
+    """
+    for parent_column, copy in info.columns.items():
+        if isinstance(copy.type, sa.types.NullType) and not isinstance(
+            parent_column.type, sa.types.NullType
+        ):
+            copy.type = parent_column.type
 
 
 def build_transaction_table(

@@ -132,6 +132,21 @@ class VersionMixin:
 
     # -- async forms ---------------------------------------------------------------
 
+    def arevert(self, relations: Optional[list[str]] = None) -> Awaitable[Any]:
+        """``await version.arevert(relations=[...])``: ``revert`` for ``AsyncSession`` users.
+
+        Runs the synchronous revert in the session's greenlet, so relationship queries
+        work without ``MissingGreenlet``; the caller still awaits ``session.commit()``.
+        """
+        from sqlalchemy.ext.asyncio import async_object_session
+
+        session = async_object_session(self)
+        if session is None:
+            raise sa.orm.exc.DetachedInstanceError(
+                f"{type(self).__name__} is not attached to an AsyncSession."
+            )
+        return session.run_sync(lambda _: self.revert(relations))
+
     def _run_async(self, name: str) -> Awaitable[Any]:
         from sqlalchemy.ext.asyncio import async_object_session
 
