@@ -24,6 +24,9 @@ class DialectRules:
     max_in_items = 30_000
     #: Most bind parameters in one statement.
     max_params = 30_000
+    #: Close previous versions by reading them first and updating by full primary key,
+    #: instead of one range UPDATE (see MySQLRules).
+    close_by_exact_key = False
 
     def chunk_size(self, key_width: int) -> int:
         """Return how many keys of ``key_width`` columns fit in one statement."""
@@ -69,6 +72,12 @@ class PostgreSQLRules(DialectRules):
 
 
 class MySQLRules(DialectRules):
+    # InnoDB under REPEATABLE READ (the default) takes next-key/gap locks for a range
+    # UPDATE, even one that matches nothing: two transactions writing versions of new
+    # objects lock the same gap and deadlock on each other's INSERT. Reading the open
+    # versions (a consistent read, no locks) and closing them by their full primary key
+    # takes record locks only.
+    close_by_exact_key = True
     # Server-side prepared statements (asyncmy, mysqlconnector) allow 65535 placeholders.
     max_params = 60_000
 

@@ -69,13 +69,35 @@ def close_versions(
         WHERE article_version.end_transaction_id IS NULL
           AND article_version.transaction_id != :tx
           AND article_version.id IN (...)
+
+    Where the dialect rules say ``close_by_exact_key`` (MySQL/MariaDB), first::
+
+        SELECT id, transaction_id FROM article_version
+        WHERE end_transaction_id IS NULL AND transaction_id != :tx AND id IN (...)
+
+    then the UPDATE by full primary key ``(id, transaction_id)`` of the rows found. If the
+    consistent read was stale (fewer rows closed than found), the range UPDATE runs too.
     """
     end = info.end_transaction_column
     if end is None or not keys:
         return
     tx = info.transaction_column
+    pk = info.version_primary_key
     rules = rules_for(connection.dialect)
-    for predicate in rules.key_chunks(info.version_primary_key, keys):
+    if rules.close_by_exact_key:
+        found: list[tuple[Any, ...]] = []
+        for predicate in rules.key_chunks(pk, keys):
+            statement = sa.select(*pk, tx).where(end.is_(None), tx != transaction_id, predicate)
+            found.extend(tuple(row) for row in connection.execute(statement))
+        closed = 0
+        for predicate in rules.key_chunks([*pk, tx], found):
+            result = connection.execute(
+                info.table.update().where(end.is_(None), predicate).values({end: transaction_id})
+            )
+            closed += result.rowcount
+        if closed == len(found):
+            return
+    for predicate in rules.key_chunks(pk, keys):
         connection.execute(
             info.table.update()
             .where(end.is_(None), tx != transaction_id, predicate)
