@@ -227,12 +227,10 @@ def _map_transaction_class(manager: VersioningManager) -> None:
     wants_user = manager.user_mapper is not None
     if ("remote_addr" in table.c) != factory.remote_addr or ("user_id" in table.c) != wants_user:
         table.metadata.remove(table)
-        manager.transaction_table = factory.build_table(table.metadata)
+        table = manager.transaction_table = factory.build_table(table.metadata)
     _attach_user(manager)
     user_cls = manager.user_mapper.class_ if manager.user_mapper is not None else None
-    manager.transaction_cls = factory(
-        manager, manager.transaction_table, manager.transaction_registry, user_cls
-    )
+    manager.transaction_cls = factory(manager, table, manager.transaction_registry, user_cls)
     manager.plugins.after_build_tx_class(manager)
 
 

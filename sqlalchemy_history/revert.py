@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, Session, object_session, with_parent
-from sqlalchemy.orm.interfaces import ONETOMANY
+from sqlalchemy.orm.interfaces import MANYTOONE, ONETOMANY
 
 from . import strategies
+from .dialects import rules_for
 from .exc import ReverterException
 from .operations import Operation
+from .relationships import base_info
 
 if TYPE_CHECKING:
     from .manager import VersioningManager
@@ -65,8 +67,13 @@ class _Reverter:
             self.restored[key] = obj
         if obj is None:
             return None
-        for head, rest in tree.items():
-            self._revert_relationship(version, obj, parent_mapper, head, rest)
+        # Many-to-one targets first: a recreated object's foreign keys must find their
+        # targets back before anything is flushed.
+        heads = sorted(
+            tree, key=lambda h: parent_mapper.relationships[h].direction is not MANYTOONE
+        )
+        for head in heads:
+            self._revert_relationship(version, obj, parent_mapper, head, tree[head])
         return obj
 
     def _restore_columns(
@@ -115,57 +122,62 @@ class _Reverter:
         prop = parent_mapper.relationships[key]
         related = self._related_versions(version, key)
         target_versioned = prop.mapper.class_ in self.manager.version_class_map
+        with self.session.no_autoflush:
+            value = getattr(obj, key)
+            if not prop.uselist:
+                current = [] if value is None else [value]
+            else:
+                current = list(value.all() if hasattr(value, "all") else value)
+        # Children leaving the relationship go first (deleted when they did not exist then,
+        # and flushed), so restoring the others cannot collide with them on a unique key.
         if target_versioned:
-            wanted = [self.revert(v, rest) for v in related]
-            wanted = [w for w in wanted if w is not None]
+            coming_back = {tuple(v._pk()) for v in related}
+            gone = [c for c in current if tuple(sa.inspect(c).identity or ()) not in coming_back]
+        else:
+            gone = [c for c in current if not any(c is r for r in related)]
+        if self._drop(prop, gone):
+            self.session.flush()
+        if target_versioned:
+            wanted = [w for w in (self.revert(v, rest) for v in related) if w is not None]
         else:
             wanted = related
         if not prop.uselist:
-            current = getattr(obj, key)
-            new = wanted[0] if wanted else None
-            if current is not None and current is not new:
-                self._drop(prop, [current])
-            setattr(obj, key, new)
-            return
-        collection = getattr(obj, key)
-        current = list(collection.all() if hasattr(collection, "all") else collection)
-        gone = [c for c in current if not any(c is w for w in wanted)]
-        self._drop(prop, gone)
-        if hasattr(collection, "append") and not isinstance(collection, list):
+            setattr(obj, key, wanted[0] if wanted else None)
+        elif hasattr(value, "append") and not isinstance(value, list):
+            # dynamic / write_only collections cannot be assigned: apply the difference
             for item in gone:
-                collection.remove(item)
+                value.remove(item)
             for item in wanted:
                 if not any(item is c for c in current):
-                    collection.append(item)
+                    value.append(item)
         else:
             setattr(obj, key, wanted)
 
-    def _drop(self, prop: Any, items: list[Any]) -> None:
-        """Delete one-to-many children that did not exist at the root transaction."""
-        if prop.direction is not ONETOMANY or not items:
-            return
-        target_cls = prop.mapper.class_
-        if target_cls not in self.manager.version_class_map:
-            return
-        from .relationships import base_info
+    def _drop(self, prop: Any, items: list[Any]) -> bool:
+        """Delete one-to-many children that did not exist at the root transaction.
 
+        Returns whether anything was deleted.
+        """
+        if prop.direction is not ONETOMANY or not items:
+            return False
         info = base_info(self.manager, prop.mapper)
-        if info is None:
-            return
-        existing: set[tuple[Any, ...]] = set()
+        if prop.mapper.class_ not in self.manager.version_class_map or info is None:
+            return False
         keys = [tuple(sa.inspect(i).identity or ()) for i in items]
         columns = info.version_primary_key
-        rules_keys = [k for k in keys if k]
-        if rules_keys:
-            from .dialects import rules_for
-
+        existing: set[tuple[Any, ...]] = set()
+        known = [k for k in keys if k]
+        if known:
             rules = rules_for(self.session.connection().dialect)
-            for predicate in rules.key_chunks(columns, rules_keys):
+            for predicate in rules.key_chunks(columns, known):
                 statement = sa.select(*columns).where(predicate, strategies.valid_at(info, self.at))
                 existing.update(tuple(r) for r in self.session.execute(statement))
+        dropped = False
         for item, item_key in zip(items, keys):
             if item_key not in existing:
                 self.session.delete(item)
+                dropped = True
+        return dropped
 
 
 def revert(version: VersionMixin, relations: Optional[list[str]] = None) -> Any:
@@ -179,4 +191,8 @@ def revert(version: VersionMixin, relations: Optional[list[str]] = None) -> Any:
     if session is None:
         raise ReverterException(f"{type(version).__name__} is not attached to a session.")
     manager = type(version).__versioning_manager__
-    return _Reverter(session, manager, version._tx()).revert(version, list(relations or []))
+    # No autoflush while reading history: a half-restored graph (a recreated object whose
+    # many-to-one target is not back yet) must not be flushed; the one flush we need (after
+    # dropping children that would collide on a unique key) is explicit.
+    with session.no_autoflush:
+        return _Reverter(session, manager, version._tx()).revert(version, list(relations or []))

@@ -118,6 +118,9 @@ def valid_at(
             *(inner.c[c.key] == column(c) for c in info.version_primary_key),
             inner.c[info.transaction_column.key] <= transaction_id,
         )
+        # Correlate to every enclosing query (the local version table may be two levels
+        # up, outside an EXISTS), never to our own alias.
+        .correlate_except(inner)
         .scalar_subquery()
     )
     # "tx <= :tx" is implied by the subquery; stated too so that a relationship join always

@@ -55,6 +55,37 @@ def fetch_missing(
     return result
 
 
+def fetch_from_history(
+    connection: Connection,
+    info: VersionTable,
+    keys: Sequence[tuple[Any, ...]],
+    columns: Iterable[sa.Column[Any]],
+    transaction_id: int,
+) -> dict[tuple[Any, ...], dict[sa.Column[Any], Any]]:
+    """Read ``columns`` (parent columns) from the latest earlier version of each key.
+
+    For rows the flush removed (an unlinked association row with a surrogate id): the
+    parent row is gone, its last version still holds the values. Emits::
+
+        SELECT article_tag_version.article_id, ..., article_tag_version.id
+        FROM article_tag_version WHERE (...keys...) AND transaction_id != :tx
+    """
+    pk = info.version_primary_key
+    tx = info.transaction_column
+    wanted = [c for c in columns if c not in info.primary_key]
+    copies = [info.columns[c] for c in wanted]
+    latest: dict[tuple[Any, ...], tuple[Any, dict[sa.Column[Any], Any]]] = {}
+    rules = rules_for(connection.dialect)
+    for predicate in rules.key_chunks(pk, keys):
+        statement = sa.select(*pk, tx, *copies).where(predicate, tx != transaction_id)
+        for row in connection.execute(statement):
+            key = tuple(row[: len(pk)])
+            seen = latest.get(key)
+            if seen is None or row[len(pk)] > seen[0]:
+                latest[key] = (row[len(pk)], dict(zip(wanted, row[len(pk) + 1 :])))
+    return {key: values for key, (_, values) in latest.items()}
+
+
 def close_versions(
     connection: Connection,
     info: VersionTable,
