@@ -10,6 +10,7 @@ from __future__ import annotations
 from .api import make_versioned as make_versioned
 from .api import remove_versioning as remove_versioning
 from .changeset import Change as Change
+from .context import versioning_context as versioning_context
 from .exc import ClassNotVersioned as ClassNotVersioned
 from .exc import ImproperlyConfigured as ImproperlyConfigured
 from .exc import TableNotVersioned as TableNotVersioned
@@ -66,5 +67,6 @@ __all__ = [
     "version_class",
     "version_table",
     "versioned_objects",
+    "versioning_context",
     "versioning_manager",
 ]

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session, SessionTransaction
 
+from . import context as _context
 from . import options as _options
 from .exc import ClassNotVersioned
 from .plugins.base import Plugin, PluginCollection
@@ -96,6 +97,13 @@ class VersioningManager:
         self.version_tables: dict[sa.Table, VersionTable] = {}
         self._version_infos: dict[sa.Table, VersionTable] = {}
         self._plans: dict[Mapper[Any], MapperPlan] = {}
+        #: Secondary (many-to-many) tables whose links are versioned -> their version table.
+        self.association_tables: dict[sa.Table, VersionTable] = {}
+        self._association_props: dict[Mapper[Any], list[tuple[Any, VersionTable]]] = {}
+        #: Version classes whose temporal relationships are built after configuration.
+        self.pending_relationships: list[tuple[Mapper[Any], type]] = []
+        #: Versioned mappers whose late-resolved association tables are still to check.
+        self.pending_associations: list[Mapper[Any]] = []
 
     # -- options -------------------------------------------------------------------
 
@@ -129,6 +137,26 @@ class VersioningManager:
         self.version_tables[info.parent] = info
         self._version_infos[info.table] = info
         self.version_table_map[info.parent] = info.table
+
+    def register_association_table(self, info: VersionTable) -> None:
+        self.association_tables[info.parent] = info
+        self.register_version_table(info)
+        self._association_props.clear()
+
+    def association_props(self, mapper: Mapper[Any]) -> list[tuple[Any, VersionTable]]:
+        """Return ``(relationship, association version table)`` for ``mapper``'s versioned
+        many-to-many relationships (whatever side they are declared on)."""
+        props = self._association_props.get(mapper)
+        if props is None:
+            props = []
+            for prop in mapper.relationships:
+                if prop.viewonly or prop.secondary is None:
+                    continue
+                info = self.association_tables.get(prop.secondary)  # type: ignore[call-overload]
+                if info is not None:
+                    props.append((prop, info))
+            self._association_props[mapper] = props
+        return props
 
     def version_info(self, version_table: sa.Table) -> Optional[VersionTable]:
         """Return the ``VersionTable`` of a version table."""
@@ -181,10 +209,12 @@ class VersioningManager:
         return uow
 
     def transaction_values(self, uow: UnitOfWork, session: Session) -> dict[str, Any]:
-        """Return the column values of a new transaction row (plugins may add some)."""
+        """Return the column values of a new transaction row: plugins' ``transaction_args``,
+        then the ``versioning_context`` in force (it wins)."""
         values: dict[str, Any] = {}
         for plugin_values in self.plugins.transaction_args(uow, session):
             values.update(plugin_values)
+        values.update(_context.transaction_columns(self))
         return values
 
     def version_class(self, model: Any) -> type:

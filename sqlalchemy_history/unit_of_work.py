@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import sqlalchemy as sa
@@ -36,6 +37,74 @@ class _Written:
 
     existed_before: bool
     operation: Operation
+
+
+@dataclasses.dataclass
+class _Entry:
+    """One version row produced by the flush in progress."""
+
+    values: dict[str, Any]
+    operation: Operation
+    #: Whether the row existed before this flush touched it (first event decides).
+    existed: bool
+
+
+class _FlushRows:
+    """Version rows of one flush on one connection, by version table and primary key."""
+
+    def __init__(self) -> None:
+        self.tables: dict[VersionTable, dict[tuple[Any, ...], _Entry]] = defaultdict(dict)
+        #: Parent columns the flush left unloaded, to fetch per table and key.
+        self.missing: dict[VersionTable, dict[tuple[Any, ...], set[sa.Column[Any]]]] = defaultdict(
+            dict
+        )
+        #: Parent columns of rows the flush removed, to take from their last version.
+        self.historic: dict[VersionTable, dict[tuple[Any, ...], set[sa.Column[Any]]]] = defaultdict(
+            dict
+        )
+
+    def add(
+        self,
+        info: VersionTable,
+        key: tuple[Any, ...],
+        values: dict[str, Any],
+        operation: Operation,
+        existed: bool,
+    ) -> None:
+        same_flush = self.tables[info].get(key)
+        if same_flush is not None:
+            existed = same_flush.existed
+        self.tables[info][key] = _Entry(values, operation, existed)
+
+
+def _association_values(
+    prop: Any, info: VersionTable, local: InstanceState[Any], remote: InstanceState[Any]
+) -> dict[str, Any]:
+    """Return an association row (by version column key) linking ``local`` to ``remote``."""
+    values: dict[str, Any] = {c.key: None for c in info.columns.values()}
+    for pairs, state in (
+        (prop.synchronize_pairs, local),
+        (prop.secondary_synchronize_pairs, remote),
+    ):
+        for source, dest in pairs:
+            values[info.columns[dest].key] = _column_value(state, source)
+    return values
+
+
+def _extra_columns(prop: Any, info: VersionTable) -> set[sa.Column[Any]]:
+    """Association columns the relationship does not write (ids, defaults, extra data)."""
+    written = {dest for _, dest in (*prop.synchronize_pairs, *prop.secondary_synchronize_pairs)}
+    return {c for c in info.columns if c not in written}
+
+
+def _column_value(state: InstanceState[Any], column: sa.Column[Any]) -> Any:
+    mapper = state.mapper
+    key = mapper.get_property_by_column(column).key
+    if key in state.dict:
+        return state.dict[key]
+    if state.key is not None and column in mapper.primary_key:
+        return state.key[1][list(mapper.primary_key).index(column)]
+    return state.attrs[key].loaded_value
 
 
 @dataclasses.dataclass
@@ -122,7 +191,9 @@ class UnitOfWork:
         self._log(("tx", connection, None))
         self.transaction_ids[connection] = tx_id
         self.manager.session_connection_map[session] = connection
-        return {"id": tx_id, **values}
+        row = {"id": tx_id, **values}
+        self.manager.plugins.after_create_transaction(self, session, connection, row)
+        return row
 
     # -- savepoints ----------------------------------------------------------------
 
@@ -142,6 +213,7 @@ class UnitOfWork:
         """Undo the bookkeeping done since ``transaction`` (a savepoint) began."""
         mark = self._savepoints.get(transaction)
         self.pending.clear()
+        self.manager.plugins.after_rollback_savepoint(self, transaction.session)
         if mark is None:
             return
         while len(self._undo) > mark:
@@ -172,20 +244,22 @@ class UnitOfWork:
         """Write version rows for everything the flush in progress changed."""
         pending, self.pending = self.pending, []
         deleted_identities, self.deleted_identities = self.deleted_identities, set()
-        if not pending:
-            return
         manager = self.manager
-        by_connection: dict[Connection, list[tuple[_Change, MapperPlan]]] = defaultdict(list)
+        flushes: dict[Connection, _FlushRows] = defaultdict(_FlushRows)
         for change in pending:
             plan = manager.plan_for(change.state.mapper)
             if change.operation is Operation.UPDATE and not self._has_versioned_change(
                 change.state, plan
             ):
                 continue
-            by_connection[change.connection].append((change, plan))
+            self._entity_rows(flushes[change.connection], change, plan, deleted_identities)
+        if manager.association_tables:
+            self._association_rows(session, pending, flushes)
+        if not flushes:
+            return
         manager.plugins.before_create_version_objects(self, session)
-        for connection, changes in by_connection.items():
-            self._write(session, connection, changes, deleted_identities)
+        for connection, rows in flushes.items():
+            self._write(session, connection, rows)
         manager.plugins.after_create_version_objects(self, session)
         for change in pending:
             self.prefetched.pop(change.state, None)
@@ -195,68 +269,109 @@ class UnitOfWork:
         modified = keys - state.unmodified_intersection(keys)
         return any(state.attrs[key].history.has_changes() for key in modified)
 
-    def _write(
-        self,
-        session: Session,
-        connection: Connection,
-        changes: list[tuple[_Change, MapperPlan]],
-        deleted_identities: set[Any],
+    def _entity_rows(
+        self, rows: _FlushRows, change: _Change, plan: MapperPlan, deleted_identities: set[Any]
     ) -> None:
-        tx_id = self.ensure_transaction(connection, session)["id"]
-        # version table -> primary key -> (values by version column key, operation)
-        per_table: dict[VersionTable, dict[tuple[Any, ...], tuple[dict[str, Any], Operation, bool]]]
-        per_table = defaultdict(dict)
-        missing: dict[VersionTable, dict[tuple[Any, ...], set[sa.Column[Any]]]]
-        missing = defaultdict(dict)
-        for change, plan in changes:
-            state = change.state
-            deleted = change.operation is Operation.DELETE
-            prefetched = self.prefetched.get(state, {})
-            # A delete and an insert of the same identity in one flush reach us as an
-            # insert ("row switch"); the object existed before, so it is an UPDATE.
-            reinserted = (
-                change.operation is Operation.INSERT
-                and state.key is not None
-                and state.key in deleted_identities
-            )
-            for info, columns in plan.tables:
-                values: dict[str, Any] = {}
-                absent: set[sa.Column[Any]] = set()
-                for parent_column, version_key, attr_key in columns:
-                    if attr_key is None:
-                        values[version_key] = None
+        state = change.state
+        deleted = change.operation is Operation.DELETE
+        prefetched = self.prefetched.get(state, {})
+        # A delete and an insert of the same identity in one flush reach us as an insert
+        # ("row switch"); the object existed before, so it is an UPDATE.
+        reinserted = (
+            change.operation is Operation.INSERT
+            and state.key is not None
+            and state.key in deleted_identities
+        )
+        existed = change.operation is not Operation.INSERT or reinserted
+        for info, columns in plan.tables:
+            values: dict[str, Any] = {}
+            absent: set[sa.Column[Any]] = set()
+            for parent_column, version_key, attr_key in columns:
+                if attr_key is None:
+                    values[version_key] = None
+                    continue
+                value = self._value(state, attr_key, deleted, prefetched)
+                if value is _MISSING:
+                    absent.add(parent_column)
+                values[version_key] = value
+            key = tuple(values[c.key] for c in info.version_primary_key)
+            if absent:
+                rows.missing[info][key] = absent
+            rows.add(info, key, values, change.operation, existed)
+
+    def _association_rows(
+        self, session: Session, pending: list[_Change], flushes: dict[Connection, _FlushRows]
+    ) -> None:
+        """Add association version rows from many-to-many collection history.
+
+        ``after_flush`` still sees the pre-flush history: ``added`` members were linked,
+        ``deleted`` members unlinked, and every member of a deleted object unlinked.
+        """
+        deleted_states = {c.state for c in pending if c.operation is Operation.DELETE}
+        states: dict[InstanceState[Any], None] = dict.fromkeys(c.state for c in pending)
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            state: InstanceState[Any] = sa.inspect(obj)
+            states.setdefault(state)
+            if obj in session.deleted:
+                deleted_states.add(state)
+        for state in states:
+            props = self.manager.association_props(state.mapper)
+            if not props:
+                continue
+            connection: Optional[Connection] = None
+            for prop, info in props:
+                history = state.attrs[prop.key].history
+                if state in deleted_states:
+                    linked: tuple[Any, ...] = ()
+                    unlinked = (*history.unchanged, *history.deleted)
+                else:
+                    linked, unlinked = tuple(history.added), tuple(history.deleted)
+                if not linked and not unlinked:
+                    continue
+                if connection is None:
+                    connection = session.connection(bind_arguments={"mapper": state.mapper})
+                rows = flushes[connection]
+                for target, operation in [
+                    *((t, Operation.INSERT) for t in linked),
+                    *((t, Operation.DELETE) for t in unlinked),
+                ]:
+                    if target is None:
                         continue
-                    value = self._value(state, attr_key, deleted, prefetched)
-                    if value is _MISSING:
-                        absent.add(parent_column)
-                    values[version_key] = value
-                key = tuple(values[c.key] for c in info.version_primary_key)
-                if absent:
-                    missing[info][key] = absent
-                existed = (change.operation is not Operation.INSERT) or reinserted
-                same_flush = per_table[info].get(key)
-                if same_flush is not None:
-                    existed = same_flush[2]
-                per_table[info][key] = (values, change.operation, existed)
+                    values = _association_values(prop, info, state, sa.inspect(target))
+                    key = tuple(values[c.key] for c in info.version_primary_key)
+                    rows.add(info, key, values, operation, operation is Operation.DELETE)
+                    extra = _extra_columns(prop, info)
+                    if extra:
+                        # Columns the relationship does not write (a surrogate id, a server
+                        # default): read back from the new row, or, for a removed link,
+                        # from its last version; one SELECT per table.
+                        source = rows.missing if operation is Operation.INSERT else rows.historic
+                        source[info][key] = extra
 
-        for info, keyed_missing in missing.items():
-            wanted: set[sa.Column[Any]] = set().union(*keyed_missing.values())
-            fetched = writer.fetch_missing(connection, info, list(keyed_missing), wanted)
-            for key, absent in keyed_missing.items():
-                found = fetched.get(key, {})
-                target = per_table[info][key][0]
-                for column in absent:
-                    target[info.columns[column].key] = found.get(column)
+    def _write(self, session: Session, connection: Connection, rows: _FlushRows) -> None:
+        tx_id = self.ensure_transaction(connection, session)["id"]
+        for source, fetch in (
+            (rows.missing, writer.fetch_missing),
+            (rows.historic, partial(writer.fetch_from_history, transaction_id=tx_id)),
+        ):
+            for info, keyed in source.items():
+                wanted: set[sa.Column[Any]] = set().union(*keyed.values())
+                fetched = fetch(connection, info, list(keyed), wanted)
+                for key, absent in keyed.items():
+                    found = fetched.get(key, {})
+                    target = rows.tables[info][key].values
+                    for column in absent:
+                        target[info.columns[column].key] = found.get(column)
 
-        for info, entries in per_table.items():
+        for info, entries in rows.tables.items():
             written = self._written[info]
             new_rows: list[dict[str, Any]] = []
             rewritten: list[dict[str, Any]] = []
-            for key, (values, operation, existed) in entries.items():
+            for key, entry in entries.items():
                 earlier = written.get(key)
-                existed_before = earlier.existed_before if earlier is not None else existed
-                final = fold(existed_before, operation is Operation.DELETE)
-                row: dict[str, Any] = dict(values)
+                existed_before = earlier.existed_before if earlier is not None else entry.existed
+                final = fold(existed_before, entry.operation is Operation.DELETE)
+                row: dict[str, Any] = dict(entry.values)
                 row[info.transaction_column.key] = tx_id
                 row[info.operation_column.key] = final
                 self.manager.plugins.after_version_row(self, info, row, earlier is not None)
@@ -269,8 +384,11 @@ class UnitOfWork:
                     new_rows.append(row)
                 else:
                     rewritten.append(row)
-            writer.close_versions(connection, info, [_key(info, r) for r in new_rows], tx_id)
+            # Insert first, then close: the closing UPDATE excludes this transaction's rows,
+            # and on InnoDB (REPEATABLE READ) its range scan then takes its gap locks after
+            # our inserts, instead of gap-locking where concurrent writers insert.
             writer.insert_versions(connection, info, new_rows)
+            writer.close_versions(connection, info, [_key(info, r) for r in new_rows], tx_id)
             writer.rewrite_versions(connection, info, rewritten)
 
     @staticmethod
@@ -297,38 +415,11 @@ class UnitOfWork:
 
         Runs in ``before_flush``: once the flush has deleted the rows, their values are gone.
         """
-        wanted: dict[VersionTable, dict[tuple[Any, ...], InstanceState[Any]]] = defaultdict(dict)
-        columns_of: dict[VersionTable, set[sa.Column[Any]]] = defaultdict(set)
-        connections: dict[VersionTable, Connection] = {}
-        for state in states:
-            if state.key is None:
-                continue
-            self.deleted_identities.add(state.key)
-            plan = self.manager.plan_for(state.mapper)
-            for info, columns in plan.tables:
-                absent = {
-                    parent_column
-                    for parent_column, _, attr_key in columns
-                    if attr_key is not None and self._value(state, attr_key, True, {}) is _MISSING
-                }
-                if absent:
-                    key = tuple(state.key[1])
-                    wanted[info][key] = state
-                    columns_of[info] |= absent
-                    connections.setdefault(
-                        info, session.connection(bind_arguments={"mapper": state.mapper})
-                    )
-        for info, states_by_key in wanted.items():
-            fetched = writer.fetch_missing(
-                connections[info], info, list(states_by_key), columns_of[info]
-            )
-            for key, state in states_by_key.items():
-                row = fetched.get(key, {})
-                plan = self.manager.plan_for(state.mapper)
-                values = self.prefetched.setdefault(state, {})
-                for parent_column, _, attr_key in plan.columns_of(info):
-                    if attr_key is not None and parent_column in row:
-                        values[attr_key] = row[parent_column]
+        known = [state for state in states if state.key is not None]
+        self.deleted_identities.update(state.key for state in known)
+        self._prefetch(
+            known, lambda state: session.connection(bind_arguments={"mapper": state.mapper})
+        )
 
     def prefetch_one(self, state: InstanceState[Any], connection: Connection) -> None:
         """Read the unloaded values of one object about to be deleted.
@@ -336,23 +427,41 @@ class UnitOfWork:
         Only for objects that ``before_flush`` could not see: delete-orphan cascades
         decided during the flush whose attributes were expired. One ``SELECT`` each.
         """
-        if state in self.prefetched or state.key is None:
-            return
-        plan = self.manager.plan_for(state.mapper)
-        for info, columns in plan.tables:
-            absent = {
-                parent_column
-                for parent_column, _, attr_key in columns
-                if attr_key is not None and self._value(state, attr_key, True, {}) is _MISSING
-            }
-            if not absent:
-                continue
-            key = tuple(state.key[1])
-            row = writer.fetch_missing(connection, info, [key], absent).get(key, {})
-            values = self.prefetched.setdefault(state, {})
-            for parent_column, _, attr_key in columns:
-                if attr_key is not None and parent_column in row:
-                    values[attr_key] = row[parent_column]
+        if state not in self.prefetched and state.key is not None:
+            self._prefetch([state], lambda _: connection)
+
+    def _prefetch(
+        self,
+        states: list[InstanceState[Any]],
+        connection_for: Callable[[InstanceState[Any]], Connection],
+    ) -> None:
+        wanted: dict[VersionTable, dict[tuple[Any, ...], InstanceState[Any]]] = defaultdict(dict)
+        columns_of: dict[VersionTable, set[sa.Column[Any]]] = defaultdict(set)
+        connections: dict[VersionTable, Connection] = {}
+        for state in states:
+            assert state.key is not None
+            for info, columns in self.manager.plan_for(state.mapper).tables:
+                absent = {
+                    parent_column
+                    for parent_column, _, attr_key in columns
+                    if attr_key is not None and self._value(state, attr_key, True, {}) is _MISSING
+                }
+                if absent:
+                    wanted[info][tuple(state.key[1])] = state
+                    columns_of[info] |= absent
+                    connections.setdefault(info, connection_for(state))
+        for info, states_by_key in wanted.items():
+            fetched = writer.fetch_missing(
+                connections[info], info, list(states_by_key), columns_of[info]
+            )
+            for key, state in states_by_key.items():
+                row = fetched.get(key, {})
+                values = self.prefetched.setdefault(state, {})
+                for parent_column, _, attr_key in self.manager.plan_for(state.mapper).columns_of(
+                    info
+                ):
+                    if attr_key is not None and parent_column in row:
+                        values[attr_key] = row[parent_column]
 
 
 def _key(info: VersionTable, row: dict[str, Any]) -> tuple[Any, ...]:

@@ -3,12 +3,18 @@
 Every generated version class inherits it. Traversal always asks the database (with
 ``populate_existing``), so a version loaded before newer history was written never answers
 from stale attributes.
+
+Async: the ``a*`` forms and ``awaitable_attrs`` run the same synchronous code in the
+``AsyncSession``'s greenlet (``run_sync``); nothing here imports asyncio until they are used.
+A synchronous query reached from async code fails with a ``MissingGreenlet`` that names the
+awaitable form to use.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, object_session
@@ -22,6 +28,45 @@ if TYPE_CHECKING:
 
     from .manager import VersioningManager
     from .tables import VersionTable
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _NeedsAwait(sa.exc.MissingGreenlet):
+    """``MissingGreenlet`` from a history query of a version in an ``AsyncSession``."""
+
+
+def _awaitable_form(form: str) -> Callable[[_F], _F]:
+    """Name ``form`` in the ``MissingGreenlet`` a synchronous history query raises in async code.
+
+    An ``AsyncSession`` runs queries only inside its greenlet; reached from plain attribute
+    access (``version.previous``) SQLAlchemy raises ``MissingGreenlet`` (or a
+    ``StatementError`` wrapping it) without saying what to do instead. It is re-raised as a
+    ``MissingGreenlet`` naming the awaitable spelling.
+    """
+
+    def decorate(method: _F) -> _F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except (sa.exc.MissingGreenlet, sa.exc.StatementError) as error:
+                # On a connection already checked out, SQLAlchemy wraps it in StatementError.
+                cause = error if isinstance(error, sa.exc.MissingGreenlet) else error.orig
+                if not isinstance(cause, sa.exc.MissingGreenlet):
+                    raise
+                # Raised again by an enclosing call (changeset -> previous): the outermost
+                # name is the one the user wrote.
+                origin = error.__cause__ if isinstance(error, _NeedsAwait) else error
+                raise _NeedsAwait(
+                    f"{type(self).__name__}.{method.__name__} queries the database, and this "
+                    f"version belongs to an AsyncSession: in async code use `{form}` instead."
+                ) from origin
+
+        return cast(_F, wrapper)
+
+    return decorate
 
 
 class VersionMixin:
@@ -62,18 +107,21 @@ class VersionMixin:
     # -- traversal -----------------------------------------------------------------
 
     @property
+    @_awaitable_form("await version.aprevious")
     def previous(self) -> Optional[VersionMixin]:
         """The version before this one, or ``None`` (one query)."""
         info = self._version_info()
         return self._one(strategies.previous_version(info, self._pk(), self._tx()))
 
     @property
+    @_awaitable_form("await version.anext")
     def next(self) -> Optional[VersionMixin]:
         """The version after this one, or ``None`` (one query, never cached)."""
         info = self._version_info()
         return self._one(strategies.next_version(info, self._pk(), self._tx()))
 
     @property
+    @_awaitable_form("await version.aindex")
     def index(self) -> int:
         """Position of this version in the object's history, from 0 (one query)."""
         info = self._version_info()
@@ -107,11 +155,13 @@ class VersionMixin:
         return keys
 
     @property
+    @_awaitable_form("await version.awaitable_attrs.changes")
     def changes(self) -> tuple[Change, ...]:
         """What this version changed, as ``Change(key, old, new)`` values."""
         return diff(self._attribute_keys(), self.previous, self, self.operation)
 
     @property
+    @_awaitable_form("await version.achangeset")
     def changeset(self) -> dict[str, list[Any]]:
         """``{attribute: [old, new]}`` against the previous version (insert: ``[None, new]``)."""
         data = as_dict(self.changes)
@@ -120,6 +170,7 @@ class VersionMixin:
 
     # -- revert --------------------------------------------------------------------
 
+    @_awaitable_form("await version.arevert(relations=...)")
     def revert(self, relations: Optional[list[str]] = None) -> Any:
         """Restore the parent object to this version and return it (the caller commits).
 
@@ -176,6 +227,19 @@ class VersionMixin:
     def achangeset(self) -> Awaitable[dict[str, list[Any]]]:
         """``await version.achangeset``: ``changeset`` for ``AsyncSession`` users."""
         return self._run_async("changeset")
+
+    @property
+    def awaitable_attrs(self) -> Any:
+        """``await version.awaitable_attrs.<name>``: any attribute, loaded from async code.
+
+        SQLAlchemy's ``AsyncAttrs`` accessor, so version classes have it whatever their
+        ``base_classes``: temporal relationships (``category``, ``tags``), ``version_parent``,
+        ``transaction``, ``previous``, ``changeset`` ... are read in the session's greenlet.
+        """
+        from sqlalchemy.ext.asyncio import AsyncAttrs
+
+        accessor = cast(property, vars(AsyncAttrs)["awaitable_attrs"])
+        return accessor.__get__(self, type(self))
 
     def __repr__(self) -> str:
         mapper = sa.inspect(type(self))

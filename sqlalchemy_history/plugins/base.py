@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Union, overload
 from ..exc import ImproperlyConfigured
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
     from ..tables import VersionTable
@@ -35,7 +36,12 @@ class Plugin:
         """Every pending version class has been built and mapped."""
 
     def after_build_version_table_columns(self, info: VersionTable) -> None:
-        """A version table was built; add columns to ``info.table`` here."""
+        """A version table was built; add columns to ``info.table`` here.
+
+        Runs again for the same table when a single-table inheritance subclass added
+        columns to it, so implementations must be idempotent. ``info.table.metadata`` is
+        also where a plugin creates its own tables, early enough for ``create_all()``.
+        """
 
     def before_flush(self, uow: UnitOfWork, session: Session) -> None:
         """A session with versioned changes is about to flush."""
@@ -52,7 +58,23 @@ class Plugin:
         """Adjust one version row (a dict by column key) before it is written.
 
         ``rewrite`` is true when the row replaces one an earlier flush of the same
-        transaction wrote.
+        transaction wrote. Runs once per row: keep it to dictionary work, no SQL.
+        """
+
+    def after_create_transaction(
+        self, uow: UnitOfWork, session: Session, connection: Connection, values: dict[str, Any]
+    ) -> None:
+        """A transaction row was inserted on ``connection``; ``values`` holds its columns.
+
+        ``values["id"]`` is the new transaction id. Rows that belong to the transaction
+        (metadata, say) can be written here on ``connection``.
+        """
+
+    def after_rollback_savepoint(self, uow: UnitOfWork, session: Session) -> None:
+        """A savepoint was rolled back: the database forgot what was written since it began.
+
+        A plugin that remembers what it wrote in this transaction must forget or re-read it.
+        Runs before the unit of work drops its own bookkeeping of the savepoint.
         """
 
     def transaction_args(self, uow: UnitOfWork, session: Session) -> dict[str, Any]:
