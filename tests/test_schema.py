@@ -594,7 +594,8 @@ def test_base_classes_declarative_base(versioned):
         article.name = "b"
         session.commit()
         assert [x.name for x in article.versions] == ["a", "b"]
-        assert session.scalars(sa.select(article_version)).all()[1].previous.name == "a"
+        ordered = sa.select(article_version).order_by(article_version.transaction_id)
+        assert session.scalars(ordered).all()[1].previous.name == "a"
 
 
 def test_use_module_name(build):
