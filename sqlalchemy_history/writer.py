@@ -106,8 +106,9 @@ def close_versions(
         SELECT id, transaction_id FROM article_version
         WHERE end_transaction_id IS NULL AND transaction_id != :tx AND id IN (...)
 
-    then the UPDATE by full primary key ``(id, transaction_id)`` of the rows found. If the
-    consistent read was stale (fewer rows closed than found), the range UPDATE runs too.
+    then ``UPDATE ... WHERE end_transaction_id IS NULL AND id IN (<found>) AND
+    transaction_id IN (<their transaction ids>)``. If the consistent read was stale (fewer
+    rows closed than found), the range UPDATE runs too.
     """
     end = info.end_transaction_column
     if end is None or not keys:
@@ -121,9 +122,19 @@ def close_versions(
             statement = sa.select(*pk, tx).where(end.is_(None), tx != transaction_id, predicate)
             found.extend(tuple(row) for row in connection.execute(statement))
         closed = 0
-        for predicate in rules.key_chunks([*pk, tx], found):
+        width = len(pk)
+        size = rules.chunk_size(width + 1)
+        for start in range(0, len(found), size):
+            chunk = found[start : start + size]
+            # "pk IN (...) AND transaction_id IN (...)": point lookups on the full primary
+            # key (record locks); a row-value IN over (pk, transaction_id) made MariaDB
+            # scan a secondary index instead.
+            (keyed,) = rules.key_chunks(pk, [row[:width] for row in chunk])
+            txs = sorted({row[width] for row in chunk})
             result = connection.execute(
-                info.table.update().where(end.is_(None), predicate).values({end: transaction_id})
+                info.table.update()
+                .where(end.is_(None), keyed, tx.in_(txs))
+                .values({end: transaction_id})
             )
             closed += result.rowcount
         if closed == len(found):
