@@ -396,8 +396,9 @@ def mod_flags_statement(
     """Build the ``UPDATE`` setting each flag true where that version changed its column::
 
         UPDATE article_version SET
-            name_mod = CASE WHEN (EXISTS (SELECT 1 FROM (<snapshot>) AS anon_1
-                                          WHERE <previous version> AND <same name>))
+            name_mod = CASE WHEN (operation_type = 1 AND EXISTS (
+                                  SELECT 1 FROM (<snapshot>) AS anon_1
+                                  WHERE <previous version> AND <same name>))
                        THEN false ELSE true END, ...
         WHERE name_mod IS NULL OR name_mod != CASE ... END OR ...
 
@@ -414,7 +415,11 @@ def mod_flags_statement(
             before.c[_NEXT] == tx,
             _same(before.c[value.key], table.c[value.key]),
         )
-        wanted[flag] = sa.case((same_as_before, sa.false()), else_=sa.true())
+        # As PropertyModTrackerPlugin writes them (SQLAlchemy-Continuum's rule): INSERT and
+        # DELETE versions flag every column; an UPDATE flags what differs from the version
+        # before it.
+        is_update = table.c[h.operation.key] == int(Operation.UPDATE)
+        wanted[flag] = sa.case((sa.and_(is_update, same_as_before), sa.false()), else_=sa.true())
     stale = sa.or_(*(sa.or_(flag.is_(None), flag != new) for flag, new in wanted.items()))
     return table.update().where(stale).values(wanted)
 
@@ -429,7 +434,8 @@ def recompute_mod_flags(
     """Recompute ``<column>_mod`` flags of ``target``'s versions; one UPDATE per table.
 
     A flag is true where its version changed that column compared with the version
-    before it (by transaction id), and for an object's first version.
+    before it (by transaction id), and on every INSERT and DELETE version, as
+    ``PropertyModTrackerPlugin`` records them.
 
     :param columns: the tracked column names (default: every versioned column that has a
         ``<name><mod_suffix>`` column in the version table).
