@@ -171,8 +171,8 @@ def versioning_context(
         ``TransactionMetaPlugin``. Keys and values are strings (a value may be ``None``).
     :param columns: values for other columns of a custom transaction table.
 
-    Names the transaction table lacks raise ``ImproperlyConfigured`` when a transaction row
-    is written, naming what to enable.
+    A value (other than ``None``) for a column the transaction table lacks raises
+    ``ImproperlyConfigured`` when a transaction row is written, naming what to enable.
 
     ::
 
@@ -214,8 +214,8 @@ def transaction_columns(manager: VersioningManager) -> dict[str, Any]:
     values = frame.values
     table = manager.transaction_table
     if table is not None:
-        for name in values.columns:
-            if name not in table.c:
+        for name, value in values.columns.items():
+            if name not in table.c and value is not None:
                 hint = _HINTS.get(name, f"the table's columns are {', '.join(table.c.keys())}")
                 raise ImproperlyConfigured(
                     f"versioning_context({name}=...) is set but the {table.name!r} table has no "
