@@ -1,0 +1,3 @@
+"""Root conftest: load the conformance suite's pytest plugin (options, fixtures, summary)."""
+
+pytest_plugins = ["conformance.plugin"]

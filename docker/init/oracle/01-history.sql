@@ -1,0 +1,11 @@
+-- Runs as SYSDBA after the image created APP_USER "history" in FREEPDB1.
+ALTER SESSION SET CONTAINER = FREEPDB1;
+
+-- On Oracle a schema is a user: the schema tests create tables in this one, as "history".
+CREATE USER history_test_schema IDENTIFIED BY history QUOTA UNLIMITED ON USERS;
+
+GRANT CREATE ANY TABLE, ALTER ANY TABLE, DROP ANY TABLE, LOCK ANY TABLE,
+      SELECT ANY TABLE, INSERT ANY TABLE, UPDATE ANY TABLE, DELETE ANY TABLE,
+      CREATE ANY INDEX, DROP ANY INDEX,
+      CREATE ANY SEQUENCE, SELECT ANY SEQUENCE, DROP ANY SEQUENCE
+   TO history;
