@@ -16,6 +16,16 @@ through unchanged:
     SQLALCHEMY_HISTORY_POSTGRESQL_URL  e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/test
     SQLALCHEMY_HISTORY_MYSQL_URL       e.g. mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4
     SQLALCHEMY_HISTORY_DATABASES       restrict the run, e.g. "sqlite" (tests-<db> sessions set it)
+
+``pytest`` collects the conformance suite too (tests/test_conformance.py, see
+conformance/__init__.py and CONTRIBUTING.md); these sessions run it on the same databases
+through their sync and asyncio drivers (``--async``) and print a per-database summary.
+``tests-mariadb``, ``tests-mssql``, ``tests-oracle`` and ``conformance-all`` use
+``SQLALCHEMY_HISTORY_<DB>_URL`` when set, else start containers (Docker needed):
+
+    docker compose -f docker/compose.yml up -d oracle
+    export SQLALCHEMY_HISTORY_ORACLE_URL='oracle+oracledb://history:history@127.0.0.1:1521/?service_name=FREEPDB1'
+    python3 -m nox -s tests-oracle
 """
 
 from __future__ import annotations
@@ -40,7 +50,12 @@ TEST_GROUPS = (
     "tests-sqlite-asyncio",
     "tests-postgresql-asyncio",
     "tests-mysql-asyncio",
+    "tests-recipes",
+    "conformance",
 )
+
+#: The conformance suite's one-line consumer, as a fork has it.
+CONFORMANCE = "tests/test_conformance.py"
 
 POSTGRESQL_URL_VAR = "SQLALCHEMY_HISTORY_POSTGRESQL_URL"
 POSTGRESQL_URL_EXAMPLE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -58,7 +73,37 @@ def install_groups(session: nox.Session, *groups: str, editable: bool = True) ->
 def run_pytest(session: nox.Session, databases: str | None = None) -> None:
     install_groups(session, *TEST_GROUPS)
     env = {"SQLALCHEMY_HISTORY_DATABASES": databases} if databases else {}
-    session.run("pytest", *session.posargs, env=env)
+    # --async: the conformance suite also runs through each database's asyncio driver.
+    session.run("pytest", "--async", *session.posargs, env=env)
+
+
+def run_fork_simulation(session: nox.Session) -> None:
+    """Run the conformance suite against conformance/fork_example, as a fork would (SQLite)."""
+    session.run(
+        "pytest",
+        CONFORMANCE,
+        "--db=sqlite",
+        "--impl=conformance.fork_example",
+        "--requirements=conformance.fork_example.requirements:ForkRequirements",
+        "-q",
+    )
+
+
+def run_database(session: nox.Session, name: str, *, with_async: bool = True) -> None:
+    """Our tests (where tests/conftest.py knows the database) + the conformance suite on ``name``.
+
+    Without ``SQLALCHEMY_HISTORY_<NAME>_URL`` the conformance suite starts a container, and
+    our own tests (which need a URL) run their dialect-only part, tests/compile.
+    """
+    install_groups(session, *TEST_GROUPS, f"tests-{name}")
+    url = os.environ.get(f"SQLALCHEMY_HISTORY_{name.upper()}_URL")
+    options = [f"--db={name}", *(["--async"] if with_async else [])]
+    if name == "mariadb" and url:
+        # tests/conftest.py reaches MySQL-family servers through SQLALCHEMY_HISTORY_MYSQL_URL.
+        env = {"SQLALCHEMY_HISTORY_MYSQL_URL": url, "SQLALCHEMY_HISTORY_DATABASES": "mysql"}
+        session.run("pytest", *options, *session.posargs, env=env)
+    else:
+        session.run("pytest", CONFORMANCE, "tests/compile", *options, *session.posargs)
 
 
 def require_env(session: nox.Session, name: str, example: str) -> None:
@@ -70,8 +115,12 @@ def require_env(session: nox.Session, name: str, example: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite: SQLite always, plus PostgreSQL / MySQL when their URL is set."""
+    """Run the test suite: SQLite always, plus PostgreSQL / MySQL when their URL is set.
+
+    Then the fork simulation: the conformance suite through conformance/fork_example.
+    """
     run_pytest(session)
+    run_fork_simulation(session)
 
 
 @nox.session(name="tests-sqlite")
@@ -92,6 +141,36 @@ def tests_mysql(session: nox.Session) -> None:
     """Run the test suite against MySQL/MariaDB only (needs SQLALCHEMY_HISTORY_MYSQL_URL)."""
     require_env(session, MYSQL_URL_VAR, MYSQL_URL_EXAMPLE)
     run_pytest(session, databases="mysql")
+
+
+@nox.session(name="tests-mariadb")
+def tests_mariadb(session: nox.Session) -> None:
+    """Run the tests on MariaDB (SQLALCHEMY_HISTORY_MARIADB_URL, else a container)."""
+    run_database(session, "mariadb")
+
+
+@nox.session(name="tests-mssql")
+def tests_mssql(session: nox.Session) -> None:
+    """Run the conformance suite on SQL Server 2022 (SQLALCHEMY_HISTORY_MSSQL_URL or a container).
+
+    Sync driver (pymssql) only: the asyncio driver, aioodbc, needs Microsoft's ODBC driver;
+    with it installed, ``nox -s tests-mssql -- --async`` adds the async run.
+    """
+    run_database(session, "mssql", with_async=False)
+
+
+@nox.session(name="tests-oracle")
+def tests_oracle(session: nox.Session) -> None:
+    """Run the conformance suite on Oracle Free (SQLALCHEMY_HISTORY_ORACLE_URL or a container)."""
+    run_database(session, "oracle")
+
+
+@nox.session(name="conformance-all")
+def conformance_all(session: nox.Session) -> None:
+    """Run the conformance suite on all six databases, sync and async (containers as needed)."""
+    install_groups(session, *TEST_GROUPS, "tests-mariadb", "tests-mssql", "tests-oracle")
+    databases = "--db=sqlite,postgresql,mysql,mariadb,mssql,oracle"
+    session.run("pytest", CONFORMANCE, databases, "--async", *session.posargs)
 
 
 @nox.session(name="tests-sqlalchemy20")
@@ -118,7 +197,20 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark against plain SQLAlchemy and the released peers; writes docs/benchmarks.md.
+
+    ``-- --quick`` runs small sizes once (CI smoke test, report in .bench/quick/); other
+    options: ``python benchmarks/run.py --help``. The measured libraries get their own
+    virtualenvs under .bench/venvs (built from PyPI); this session only drives them.
+    """
+    install_groups(session, "bench", editable=False)
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
-    """Run the quick-start example."""
-    install_groups(session)
+    """Run the quick-start examples (sync, then async on aiosqlite)."""
+    install_groups(session, "tests-sqlite-asyncio")
     session.run("python", "examples/quickstart.py")
+    session.run("python", "examples/async_quickstart.py")
