@@ -350,11 +350,28 @@ class UnitOfWork:
 
     def _write(self, session: Session, connection: Connection, rows: _FlushRows) -> None:
         tx_id = self.ensure_transaction(connection, session)["id"]
+        # New INSERT/UPDATE versions of entity tables are copied from the parent rows in the
+        # database (INSERT ... SELECT): exact values, nothing to fetch, only keys sent.
+        # Plugins that adjust each row (``after_version_row``) get the row-by-row path.
+        per_row = self.manager.plugins.overrides("after_version_row")
+        copied: dict[VersionTable, dict[int, list[tuple[Any, ...]]]] = {}
+        for info, entries in rows.tables.items():
+            if per_row or info.parent in self.manager.association_tables:
+                continue
+            written = self._written[info]
+            for key, entry in entries.items():
+                if key not in written and entry.operation is not Operation.DELETE:
+                    final = fold(entry.existed, deleted_now=False)
+                    copied.setdefault(info, {}).setdefault(int(final), []).append(key)
         for source, fetch in (
             (rows.missing, writer.fetch_missing),
             (rows.historic, partial(writer.fetch_from_history, transaction_id=tx_id)),
         ):
             for info, keyed in source.items():
+                skip = {k for keys in copied.get(info, {}).values() for k in keys}
+                keyed = {k: v for k, v in keyed.items() if k not in skip}
+                if not keyed:
+                    continue
                 wanted: set[sa.Column[Any]] = set().union(*keyed.values())
                 fetched = fetch(connection, info, list(keyed), wanted)
                 for key, absent in keyed.items():
@@ -365,18 +382,21 @@ class UnitOfWork:
 
         for info, entries in rows.tables.items():
             written = self._written[info]
+            by_copy = {k for keys in copied.get(info, {}).values() for k in keys}
             new_rows: list[dict[str, Any]] = []
             rewritten: list[dict[str, Any]] = []
             for key, entry in entries.items():
                 earlier = written.get(key)
                 existed_before = earlier.existed_before if earlier is not None else entry.existed
                 final = fold(existed_before, entry.operation is Operation.DELETE)
+                self._log(("row", info, key, earlier))
+                written[key] = _Written(existed_before, final)
+                if key in by_copy:
+                    continue
                 row: dict[str, Any] = dict(entry.values)
                 row[info.transaction_column.key] = tx_id
                 row[info.operation_column.key] = final
                 self.manager.plugins.after_version_row(self, info, row, earlier is not None)
-                self._log(("row", info, key, earlier))
-                written[key] = _Written(existed_before, final)
                 if earlier is None:
                     end = info.end_transaction_column
                     if end is not None:
@@ -387,8 +407,11 @@ class UnitOfWork:
             # Insert first, then close: the closing UPDATE excludes this transaction's rows,
             # and on InnoDB (REPEATABLE READ) its range scan then takes its gap locks after
             # our inserts, instead of gap-locking where concurrent writers insert.
+            for operation, keys in sorted(copied.get(info, {}).items()):
+                writer.copy_versions(connection, info, keys, tx_id, operation)
             writer.insert_versions(connection, info, new_rows)
-            writer.close_versions(connection, info, [_key(info, r) for r in new_rows], tx_id)
+            closing = [*by_copy, *(_key(info, r) for r in new_rows)]
+            writer.close_versions(connection, info, closing, tx_id)
             writer.rewrite_versions(connection, info, rewritten)
 
     @staticmethod

@@ -147,6 +147,41 @@ def close_versions(
         )
 
 
+def copy_versions(
+    connection: Connection,
+    info: VersionTable,
+    keys: Sequence[tuple[Any, ...]],
+    transaction_id: int,
+    operation: int,
+) -> None:
+    """Write version rows straight from the parent rows, in one ``INSERT ... SELECT``.
+
+    The values are what the database holds after the flush (server defaults, onupdate
+    values, columns this session never loaded or loaded before another transaction
+    changed them), and only the keys travel over the wire. Emits::
+
+        INSERT INTO article_version (id, name, ..., transaction_id, end_transaction_id,
+                                     operation_type)
+        SELECT article.id, article.name, ..., :tx, NULL, :op FROM article
+        WHERE article.id IN (...)
+    """
+    if not keys:
+        return
+    parents = list(info.columns)
+    target = [info.columns[c] for c in parents] + [info.transaction_column]
+    constants: list[sa.ColumnElement[Any]] = [sa.literal(transaction_id, sa.BigInteger())]
+    end = info.end_transaction_column
+    if end is not None:
+        target.append(end)
+        constants.append(sa.cast(sa.null(), sa.BigInteger()))
+    target.append(info.operation_column)
+    constants.append(sa.literal(operation, sa.SmallInteger()))
+    rules = rules_for(connection.dialect)
+    for predicate in rules.key_chunks(info.primary_key, keys):
+        source = sa.select(*parents, *constants).where(predicate)
+        connection.execute(info.table.insert().from_select(target, source))
+
+
 def insert_versions(connection: Connection, info: VersionTable, rows: list[dict[str, Any]]) -> None:
     """Insert version rows (dicts keyed by version column key) in one executemany."""
     if rows:

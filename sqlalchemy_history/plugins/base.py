@@ -137,6 +137,11 @@ class PluginCollection:
     def __repr__(self) -> str:
         return f"PluginCollection({self._plugins!r})"
 
+    def overrides(self, hook: str) -> bool:
+        """Return whether any plugin implements ``hook`` (rather than inheriting the no-op)."""
+        default = getattr(Plugin, hook)
+        return any(getattr(type(p), hook) is not default for p in self._plugins)
+
     def option_keys(self) -> frozenset[str]:
         keys: frozenset[str] = frozenset()
         for plugin in self._plugins:

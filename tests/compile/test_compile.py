@@ -314,6 +314,7 @@ def library_statements(m: SimpleNamespace, d: Dialect) -> list[tuple[str, Any, A
         run(f"{name} fetch_missing", writer.fetch_missing, info, keys, others)
         run(f"{name} close_versions", writer.close_versions, info, keys, 7)
         run(f"{name} insert_versions", writer.insert_versions, info, rows)
+        run(f"{name} copy_versions", writer.copy_versions, info, keys, 7, 1)
         run(f"{name} rewrite_versions", writer.rewrite_versions, info, rows)
         if info.end_transaction_column is not None:
             # two versions of one object, both open: the first must be closed
@@ -348,7 +349,13 @@ def test_library_statements_are_dialect_neutral(m: SimpleNamespace, dialect_name
     # Non-vacuous: the write path really produced its statements.
     assert "transaction insert" in labels
     for name in VERSION_TABLES:
-        for step in ("fetch_missing", "insert_versions", "rewrite_versions", "valid_at"):
+        for step in (
+            "fetch_missing",
+            "insert_versions",
+            "copy_versions",
+            "rewrite_versions",
+            "valid_at",
+        ):
             assert f"{name} {step}" in labels
     for name in VERSION_TABLES - {"note_version", "note_line_version"}:
         assert f"{name} close_versions" in labels
