@@ -87,6 +87,12 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             if not manager.is_versioned_mapper(mapper_):
                 return
             state = mapper_.class_manager.state_getter()(target)
+            if operation is Operation.UPDATE:
+                # SQLAlchemy calls after_update for every dirty object, changed or not:
+                # skip the ones whose versioned columns were not even assigned.
+                keys = manager.plan_for(mapper_).attribute_keys
+                if not keys - state.unmodified_intersection(keys):
+                    return
             session_ = state.session
             if session_ is not None:
                 manager.unit_of_work(session_).record(state, operation, connection)
@@ -112,6 +118,9 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     def after_flush(session_: Session, flush_context: Any) -> None:
         root = session_.get_transaction()
         uow = manager.units_of_work.get(root) if root is not None else None
+        if uow is None and manager.association_tables:
+            # a flush that only changed many-to-many links recorded no object
+            uow = manager.unit_of_work(session_)
         if uow is not None:
             uow.make_versions(session_)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState, Session, SessionTransaction
+from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from . import writer
 from .operations import Operation, fold
@@ -267,7 +268,16 @@ class UnitOfWork:
     def _has_versioned_change(self, state: InstanceState[Any], plan: MapperPlan) -> bool:
         keys = plan.attribute_keys
         modified = keys - state.unmodified_intersection(keys)
-        return any(state.attrs[key].history.has_changes() for key in modified)
+        committed = state.committed_state
+        for key in modified:
+            old = committed.get(key, NO_VALUE)
+            if old is NO_VALUE or old is NEVER_SET or key not in state.dict:
+                return True  # the old value is unknown: assume a change
+            # What attribute history does, without building History objects per key
+            # (the no-op check runs for every updated object of every flush).
+            if not state.manager[key].impl.is_equal(old, state.dict[key]):
+                return True
+        return False
 
     def _entity_rows(
         self, rows: _FlushRows, change: _Change, plan: MapperPlan, deleted_identities: set[Any]
