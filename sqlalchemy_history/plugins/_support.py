@@ -7,7 +7,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import InstanceState, Session
+from sqlalchemy.orm import InstanceState, Session, foreign, relationship, remote
 
 from ..exc import ImproperlyConfigured
 from ..tables import INFO_KEY
@@ -135,3 +135,27 @@ def plugin_table(
             f"did not create; rename your table."
         )
     return table
+
+
+def map_transaction_child(
+    manager: Any, name: str, base: type, table: sa.Table, **attrs: Any
+) -> type:
+    """Map a plugin's per-transaction class ``name`` on ``table`` (next to ``Transaction``).
+
+    The class gets a view-only ``transaction`` relationship through ``transaction_id``.
+    """
+    tx_table = manager.transaction_table
+    cls = type(name, (base,), {"__module__": base.__module__, **attrs})
+    manager.transaction_registry.map_imperatively(
+        cls,
+        table,
+        properties={
+            "transaction": relationship(
+                manager.transaction_cls,
+                primaryjoin=foreign(table.c.transaction_id) == remote(tx_table.c.id),
+                viewonly=True,
+                uselist=False,
+            )
+        },
+    )
+    return cls

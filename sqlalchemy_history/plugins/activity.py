@@ -54,7 +54,6 @@ from sqlalchemy.orm import (
     foreign,
     object_session,
     relationship,
-    remote,
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -316,22 +315,8 @@ class ActivityPlugin(Plugin):
         tx_cls = manager.transaction_cls
         tx_table = manager.transaction_table
         table = self._build_table(tx_table.metadata)
-        cls = type(
-            "Activity",
-            (ActivityBase,),
-            {"__module__": __name__, "__versioning_manager__": manager},
-        )
-        manager.transaction_registry.map_imperatively(
-            cls,
-            table,
-            properties={
-                "transaction": relationship(
-                    tx_cls,
-                    primaryjoin=foreign(table.c.transaction_id) == remote(tx_table.c.id),
-                    viewonly=True,
-                    uselist=False,
-                )
-            },
+        cls = _support.map_transaction_child(
+            manager, "Activity", ActivityBase, table, __versioning_manager__=manager
         )
         sa.inspect(tx_cls).add_property(
             "activities",

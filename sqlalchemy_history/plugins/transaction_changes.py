@@ -22,7 +22,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, foreign, relationship, remote
+from sqlalchemy.orm import Session, foreign, relationship
 
 from . import _support
 from .base import Plugin
@@ -92,18 +92,8 @@ class TransactionChangesPlugin(Plugin):
         tx_cls = manager.transaction_cls
         tx_table = manager.transaction_table
         table = self._build_table(tx_table.metadata)
-        cls = type("TransactionChanges", (TransactionChangesBase,), {"__module__": __name__})
-        manager.transaction_registry.map_imperatively(
-            cls,
-            table,
-            properties={
-                "transaction": relationship(
-                    tx_cls,
-                    primaryjoin=foreign(table.c.transaction_id) == remote(tx_table.c.id),
-                    viewonly=True,
-                    uselist=False,
-                )
-            },
+        cls = _support.map_transaction_child(
+            manager, "TransactionChanges", TransactionChangesBase, table
         )
         sa.inspect(tx_cls).add_property(
             "changes",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.associationproxy import association_proxy
-from sqlalchemy.orm import Session, attribute_keyed_dict, foreign, relationship, remote
+from sqlalchemy.orm import Session, attribute_keyed_dict, foreign, relationship
 
 from ..context import current_context
 from . import _support
@@ -87,19 +87,7 @@ class TransactionMetaPlugin(Plugin):
         tx_cls = manager.transaction_cls
         tx_table = manager.transaction_table
         table = self._build_table(tx_table.metadata)
-        cls = type("TransactionMeta", (TransactionMetaBase,), {"__module__": __name__})
-        manager.transaction_registry.map_imperatively(
-            cls,
-            table,
-            properties={
-                "transaction": relationship(
-                    tx_cls,
-                    primaryjoin=foreign(table.c.transaction_id) == remote(tx_table.c.id),
-                    viewonly=True,
-                    uselist=False,
-                )
-            },
-        )
+        cls = _support.map_transaction_child(manager, "TransactionMeta", TransactionMetaBase, table)
         sa.inspect(tx_cls).add_property(
             "meta_relation",
             relationship(
