@@ -59,6 +59,8 @@ class _FlushRows:
         self.missing: dict[VersionTable, dict[tuple[Any, ...], set[sa.Column[Any]]]] = defaultdict(
             dict
         )
+        #: Keys of new INSERT/UPDATE versions written by copying the parent row.
+        self.copied: dict[VersionTable, set[tuple[Any, ...]]] = defaultdict(set)
         #: Parent columns of rows the flush removed, to take from their last version.
         self.historic: dict[VersionTable, dict[tuple[Any, ...], set[sa.Column[Any]]]] = defaultdict(
             dict
@@ -247,13 +249,17 @@ class UnitOfWork:
         deleted_identities, self.deleted_identities = self.deleted_identities, set()
         manager = self.manager
         flushes: dict[Connection, _FlushRows] = defaultdict(_FlushRows)
+        # New INSERT/UPDATE versions are copied from the parent rows in the database
+        # (INSERT ... SELECT): exact values, nothing to fetch, only keys sent. Plugins that
+        # adjust each row (``after_version_row``) need the values: the row-by-row path.
+        copy = not manager.plugins.overrides("after_version_row")
         for change in pending:
             plan = manager.plan_for(change.state.mapper)
             if change.operation is Operation.UPDATE and not self._has_versioned_change(
                 change.state, plan
             ):
                 continue
-            self._entity_rows(flushes[change.connection], change, plan, deleted_identities)
+            self._entity_rows(flushes[change.connection], change, plan, deleted_identities, copy)
         if manager.association_tables:
             self._association_rows(session, pending, flushes)
         if not flushes:
@@ -280,7 +286,12 @@ class UnitOfWork:
         return False
 
     def _entity_rows(
-        self, rows: _FlushRows, change: _Change, plan: MapperPlan, deleted_identities: set[Any]
+        self,
+        rows: _FlushRows,
+        change: _Change,
+        plan: MapperPlan,
+        deleted_identities: set[Any],
+        copy: bool,
     ) -> None:
         state = change.state
         deleted = change.operation is Operation.DELETE
@@ -294,9 +305,21 @@ class UnitOfWork:
         )
         existed = change.operation is not Operation.INSERT or reinserted
         for info, columns in plan.tables:
-            values: dict[str, Any] = {}
+            pk_keys = {c.key for c in info.version_primary_key}
+            key = tuple(
+                self._value(state, attr_key, deleted, prefetched)
+                for c in info.version_primary_key
+                for _, version_key, attr_key in columns
+                if version_key == c.key and attr_key is not None
+            )
+            # A first version this transaction, not a delete: copied from the database
+            # row, so only its key is needed (a rewrite needs every value).
+            copied = copy and not deleted and key not in self._written[info]
+            values: dict[str, Any] = dict(zip((c.key for c in info.version_primary_key), key))
             absent: set[sa.Column[Any]] = set()
             for parent_column, version_key, attr_key in columns:
+                if copied or version_key in pk_keys:
+                    continue
                 if attr_key is None:
                     values[version_key] = None
                     continue
@@ -304,8 +327,9 @@ class UnitOfWork:
                 if value is _MISSING:
                     absent.add(parent_column)
                 values[version_key] = value
-            key = tuple(values[c.key] for c in info.version_primary_key)
-            if absent:
+            if copied:
+                rows.copied[info].add(key)
+            elif absent:
                 rows.missing[info][key] = absent
             rows.add(info, key, values, change.operation, existed)
 
@@ -360,17 +384,11 @@ class UnitOfWork:
 
     def _write(self, session: Session, connection: Connection, rows: _FlushRows) -> None:
         tx_id = self.ensure_transaction(connection, session)["id"]
-        # New INSERT/UPDATE versions of entity tables are copied from the parent rows in the
-        # database (INSERT ... SELECT): exact values, nothing to fetch, only keys sent.
-        # Plugins that adjust each row (``after_version_row``) get the row-by-row path.
-        per_row = self.manager.plugins.overrides("after_version_row")
         copied: dict[VersionTable, dict[int, list[tuple[Any, ...]]]] = {}
-        for info, entries in rows.tables.items():
-            if per_row or info.parent in self.manager.association_tables:
-                continue
-            written = self._written[info]
-            for key, entry in entries.items():
-                if key not in written and entry.operation is not Operation.DELETE:
+        for info, keys in rows.copied.items():
+            for key in keys:
+                entry = rows.tables[info][key]
+                if entry.operation is not Operation.DELETE:
                     final = fold(entry.existed, deleted_now=False)
                     copied.setdefault(info, {}).setdefault(int(final), []).append(key)
         for source, fetch in (
@@ -378,10 +396,6 @@ class UnitOfWork:
             (rows.historic, partial(writer.fetch_from_history, transaction_id=tx_id)),
         ):
             for info, keyed in source.items():
-                skip = {k for keys in copied.get(info, {}).values() for k in keys}
-                keyed = {k: v for k, v in keyed.items() if k not in skip}
-                if not keyed:
-                    continue
                 wanted: set[sa.Column[Any]] = set().union(*keyed.values())
                 fetched = fetch(connection, info, list(keyed), wanted)
                 for key, absent in keyed.items():
@@ -417,8 +431,8 @@ class UnitOfWork:
             # Insert first, then close: the closing UPDATE excludes this transaction's rows,
             # and on InnoDB (REPEATABLE READ) its range scan then takes its gap locks after
             # our inserts, instead of gap-locking where concurrent writers insert.
-            for operation, keys in sorted(copied.get(info, {}).items()):
-                writer.copy_versions(connection, info, keys, tx_id, operation)
+            for operation, copy_keys in sorted(copied.get(info, {}).items()):
+                writer.copy_versions(connection, info, copy_keys, tx_id, operation)
             writer.insert_versions(connection, info, new_rows)
             closing = [*by_copy, *(_key(info, r) for r in new_rows)]
             writer.close_versions(connection, info, closing, tx_id)
