@@ -58,14 +58,13 @@ def _foreign_columns(prop: RelationshipProperty[Any]) -> set[Any]:
 def _translator(
     manager: VersioningManager,
     prop: RelationshipProperty[Any],
-    remote_tables: set[Any],
     annotate: bool,
 ) -> Callable[[Any], Any]:
     """Return a ``replacement_traverse`` callback mapping parent columns to version columns.
 
-    Columns of versioned tables become their version table copies; columns on the remote
-    side (``prop.remote_side``, or any column of ``remote_tables``) are annotated
-    ``remote()``, foreign key columns ``foreign()``.
+    Columns of versioned tables become their version table copies. With ``annotate``,
+    columns of ``prop.remote_side`` are wrapped in ``remote()`` and foreign key columns in
+    ``foreign()``.
     """
     remote_side = prop.remote_side
     foreign_columns = _foreign_columns(prop)
@@ -84,7 +83,7 @@ def _translator(
                 )
             replacement = copied
         if annotate:
-            if element in remote_side or element.table in remote_tables:
+            if element in remote_side:
                 replacement = remote(replacement)
             if element in foreign_columns:
                 replacement = foreign(replacement)
@@ -118,7 +117,7 @@ def temporal_relationship(
     try:
         order_by: Any = False
         if prop.order_by:
-            plain = _translator(manager, prop, set(), annotate=False)
+            plain = _translator(manager, prop, annotate=False)
             order_by = [_translate(o, plain) for o in prop.order_by]
         common: dict[str, Any] = {
             "viewonly": True,
@@ -127,7 +126,7 @@ def temporal_relationship(
             "order_by": order_by,
         }
         if prop.secondary is None:
-            join = _translate(prop.primaryjoin, _translator(manager, prop, set(), True))
+            join = _translate(prop.primaryjoin, _translator(manager, prop, True))
             if target_info is not None:
                 join = sa.and_(join, strategies.valid_at(target_info, at, remote))
             target = target_version if target_version is not None else target_cls
@@ -139,7 +138,7 @@ def temporal_relationship(
         assert prop.secondaryjoin is not None
         link_valid = strategies.valid_at(association, at)
         if target_info is None:
-            replace = _translator(manager, prop, set(), annotate=False)
+            replace = _translator(manager, prop, annotate=False)
             secondary_columns = set(association.table.c)
             return relationship(
                 target_cls,
@@ -152,7 +151,7 @@ def temporal_relationship(
         # The target's validity needs the local transaction id, which a secondaryjoin
         # cannot reference; an EXISTS over the association versions expresses the link.
         target_tables = set(target_mapper.tables)
-        replace = _translator(manager, prop, set(), annotate=False)
+        replace = _translator(manager, prop, annotate=False)
 
         def remote_target(element: Any) -> Any:
             replaced = replace(element)

@@ -189,16 +189,13 @@ class VersionMixin:
         Runs the synchronous revert in the session's greenlet, so relationship queries
         work without ``MissingGreenlet``; the caller still awaits ``session.commit()``.
         """
-        from sqlalchemy.ext.asyncio import async_object_session
-
-        session = async_object_session(self)
-        if session is None:
-            raise sa.orm.exc.DetachedInstanceError(
-                f"{type(self).__name__} is not attached to an AsyncSession."
-            )
-        return session.run_sync(lambda _: self.revert(relations))
+        return self._in_greenlet(lambda: self.revert(relations))
 
     def _run_async(self, name: str) -> Awaitable[Any]:
+        return self._in_greenlet(lambda: getattr(self, name))
+
+    def _in_greenlet(self, call: Callable[[], Any]) -> Awaitable[Any]:
+        """Run ``call`` (sync code that may query) in this object's ``AsyncSession``."""
         from sqlalchemy.ext.asyncio import async_object_session
 
         session = async_object_session(self)
@@ -206,7 +203,7 @@ class VersionMixin:
             raise sa.orm.exc.DetachedInstanceError(
                 f"{type(self).__name__} is not attached to an AsyncSession."
             )
-        return session.run_sync(lambda _: getattr(self, name))
+        return session.run_sync(lambda _: call())
 
     @property
     def aprevious(self) -> Awaitable[Optional[VersionMixin]]:
