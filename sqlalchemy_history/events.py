@@ -17,11 +17,16 @@ after_insert/update/delete Mapper      note each written object; "receive an obj
                                        any SQL of ours (rows are written once per flush)
 before_delete              Mapper      rare path: read unloaded values of an orphan deleted by
                                        cascade before its row disappears
-before_flush               Session     read unloaded values of objects marked deleted, in one
-                                       SELECT per table, while the rows still exist
+before_flush               Session     "before flush process has started": read (and lock) the
+                                       rows of deleted and re-keyed objects and the old values
+                                       of attributes assigned while expired, in one SELECT per
+                                       table, while the rows still hold them
 after_flush                Session     "the session's state is still in pre-flush", so history
                                        tells what changed; write version rows on the flush's
                                        connection
+before_commit              Session     "before commit is called": flush, then check that version
+                                       order is commit order for rows written after the
+                                       transaction id was taken (moving it to a fresh id if not)
 after_transaction_create   Session     a SAVEPOINT began: mark the unit of work's undo log
 after_rollback             Session     fires for ROLLBACK TO SAVEPOINT too, before the nested
                                        transaction closes: undo bookkeeping since the mark
@@ -43,6 +48,7 @@ from . import configure
 from .manager import VersioningManager
 from .operations import Operation
 from .tables import refresh_types
+from .unit_of_work import needs_prefetch
 
 _Listener = tuple[Any, str, Callable[..., Any]]
 _listeners: dict[VersioningManager, list[_Listener]] = {}
@@ -107,12 +113,22 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             manager.unit_of_work(state.session).prefetch_one(state, connection)
 
     def before_flush(session_: Session, flush_context: Any, instances: Any) -> None:
-        deleted = [obj for obj in session_.deleted if manager.is_versioned_mapper(_mapper_of(obj))]
-        if not deleted and not manager.plugins:
+        deleted = [
+            state
+            for state in map(_state_of, session_.deleted)
+            if manager.is_versioned_mapper(state.mapper)
+        ]
+        changed = [
+            state
+            for state in map(_state_of, session_.dirty)
+            if manager.is_versioned_mapper(state.mapper)
+            and needs_prefetch(state, manager.plan_for(state.mapper))
+        ]
+        if not deleted and not changed and not manager.plugins:
             return
         uow = manager.unit_of_work(session_)
         uow.pending.clear()
-        uow.prefetch_deleted(session_, [_state_of(obj) for obj in deleted])
+        uow.prefetch(session_, deleted, changed)
         manager.plugins.before_flush(uow, session_)
 
     def after_flush(session_: Session, flush_context: Any) -> None:
@@ -123,6 +139,12 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             uow = manager.unit_of_work(session_)
         if uow is not None:
             uow.make_versions(session_)
+
+    def before_commit(session_: Session) -> None:
+        root = session_.get_transaction()
+        uow = manager.units_of_work.get(root) if root is not None else None
+        if uow is not None:
+            uow.before_commit(session_)
 
     def after_transaction_create(session_: Session, transaction: SessionTransaction) -> None:
         if transaction.nested:
@@ -158,6 +180,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     _listen(manager, mapper, "before_delete", before_delete)
     _listen(manager, session, "before_flush", before_flush)
     _listen(manager, session, "after_flush", after_flush)
+    _listen(manager, session, "before_commit", before_commit)
     _listen(manager, session, "after_transaction_create", after_transaction_create)
     _listen(manager, session, "after_rollback", after_rollback)
     _listen(manager, session, "after_transaction_end", after_transaction_end)

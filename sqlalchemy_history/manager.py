@@ -8,6 +8,7 @@ keyed by the session's root transaction, never in module globals.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import weakref
 from collections.abc import Iterable, Mapping
@@ -16,6 +17,7 @@ from typing import Any, Optional, Union
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session, SessionTransaction
+from sqlalchemy.orm.exc import UnmappedColumnError
 
 from . import context as _context
 from . import options as _options
@@ -37,6 +39,10 @@ class MapperPlan:
     tables: tuple[tuple[VersionTable, ColumnPlan], ...]
     #: Attribute keys of every versioned column; a change elsewhere writes no version.
     attribute_keys: frozenset[str]
+    #: Attribute keys of the mapper's primary key, in identity key order.
+    identity_keys: tuple[str, ...] = ()
+    #: The table whose autoincrement column generates the key, and that column's attribute.
+    generated_key: Optional[tuple[sa.Table, str]] = None
 
     def columns_of(self, info: VersionTable) -> ColumnPlan:
         for candidate, columns in self.tables:
@@ -186,7 +192,18 @@ class VersioningManager:
                         keys.add(key)
                     columns.append((parent_column, version_column.key, key))
                 tables.append((info, columns))
-            plan = MapperPlan(tuple(tables), frozenset(keys))
+            identity = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
+            generated: Optional[tuple[sa.Table, str]] = None
+            # The first table (inheritance root first) whose autoincrement column this
+            # mapper maps: concrete subclasses map their own table only.
+            for mapped in mapper.tables:
+                if not isinstance(mapped, sa.Table) or mapped.autoincrement_column is None:
+                    continue
+                with contextlib.suppress(UnmappedColumnError):
+                    attr = mapper.get_property_by_column(mapped.autoincrement_column).key
+                    generated = (mapped, attr)
+                    break
+            plan = MapperPlan(tuple(tables), frozenset(keys), identity, generated)
             self._plans[mapper] = plan
         return plan
 

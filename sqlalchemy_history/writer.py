@@ -1,14 +1,18 @@
 """Turn one flush's recorded changes into Core statements on the flush connection.
 
-Steps, per version table touched by the flush, in order:
+Steps, per version table touched by the flush, in order (``UnitOfWork._write`` drives them):
 
-1. fetch values the flush left unloaded (server defaults, onupdate, deferred columns):
-   one ``SELECT`` per parent table, only when something is missing;
-2. validity strategy: close the open versions of primary keys first written in this
-   transaction: one set-based ``UPDATE``;
-3. insert the new version rows: one executemany ``INSERT``;
-4. rewrite rows this transaction already wrote in an earlier flush: one executemany
-   ``UPDATE``.
+1. rows this transaction already wrote in an earlier flush are deleted, to be written
+   again from what the database now holds (``delete_own_versions``);
+2. INSERT/UPDATE versions are copied from the parent rows (``copy_versions``:
+   ``INSERT ... SELECT``), so they hold what the database holds;
+3. DELETE versions and association links are inserted from values read before the rows
+   disappeared (``insert_versions``: one executemany);
+4. validity strategy: the previous versions of keys first written in this transaction are
+   closed (``close_versions``: one set-based ``UPDATE``);
+5. only for keys first written after the transaction id was taken: whether another writer
+   committed a newer version meanwhile (``newest_other_version``); if so the transaction
+   moves to a fresh id (``move_versions``), so that version order stays commit order.
 
 Statements depend on the number of version tables, never on the number of rows (key lists
 are chunked only where a backend's parameter limit forces it, see ``dialects.py``).
@@ -16,13 +20,13 @@ are chunked only where a backend's parameter limit forces it, see ``dialects.py`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .dialects import BATCH_EXECUTION_OPTIONS, rules_for
+from .dialects import BATCH_EXECUTION_OPTIONS, KeyNormalizer, rules_for
 from .tables import VersionTable
 
 #: Bind parameter prefix for the WHERE clause of the in-place UPDATE, so that key values
@@ -35,12 +39,17 @@ def fetch_missing(
     info: VersionTable,
     keys: Sequence[tuple[Any, ...]],
     columns: Iterable[sa.Column[Any]],
+    lock: bool = False,
 ) -> dict[tuple[Any, ...], dict[sa.Column[Any], Any]]:
     """Read ``columns`` of the parent rows with primary keys ``keys``.
 
     Emits (chunked only past the backend's parameter limit)::
 
         SELECT article.id, article.updated_at FROM article WHERE article.id IN (...)
+
+    :param lock: read the latest committed rows and lock them until the transaction ends
+        (``FOR UPDATE``, or the backend's equivalent in ``dialects.py``): for rows about to
+        be deleted or re-keyed, whose values must be exactly the ones removed.
     """
     pk = info.primary_key
     wanted = [c for c in columns if c not in pk]
@@ -49,7 +58,10 @@ def fetch_missing(
         return result
     rules = rules_for(connection.dialect)
     for predicate in rules.key_chunks(pk, keys):
-        for row in connection.execute(sa.select(*pk, *wanted).where(predicate)):
+        statement = sa.select(*pk, *wanted).where(predicate)
+        if lock:
+            statement = rules.lock_rows(statement, info.parent)
+        for row in connection.execute(statement):
             key = tuple(row[: len(pk)])
             result[key] = dict(zip(wanted, row[len(pk) :]))
     return result
@@ -91,6 +103,7 @@ def close_versions(
     info: VersionTable,
     keys: Sequence[tuple[Any, ...]],
     transaction_id: int,
+    normalize: Optional[KeyNormalizer] = None,
 ) -> None:
     """Close the open version of each primary key in ``keys`` (validity strategy).
 
@@ -107,8 +120,14 @@ def close_versions(
         WHERE end_transaction_id IS NULL AND transaction_id != :tx AND id IN (...)
 
     then ``UPDATE ... WHERE end_transaction_id IS NULL AND id IN (<found>) AND
-    transaction_id IN (<their transaction ids>)``. If the consistent read was stale (fewer
-    rows closed than found), the range UPDATE runs too.
+    transaction_id IN (<their transaction ids>)``: record locks only. That read is a
+    consistent read of the transaction's snapshot, which misses versions committed after
+    the snapshot was taken (a row created by another transaction and then locked with
+    ``SELECT ... FOR UPDATE`` by this one). So the range UPDATE above still runs for keys
+    whose open version the read did not find, or did not close (it was stale), and only
+    for those.
+
+    :param normalize: how the database compares keys (collations), to match found keys.
     """
     end = info.end_transaction_column
     if end is None or not keys:
@@ -116,6 +135,7 @@ def close_versions(
     tx = info.transaction_column
     pk = info.version_primary_key
     rules = rules_for(connection.dialect)
+    unsure: Sequence[tuple[Any, ...]] = keys
     if rules.close_by_exact_key:
         found: list[tuple[Any, ...]] = []
         for predicate in rules.key_chunks(pk, keys):
@@ -138,12 +158,87 @@ def close_versions(
             )
             closed += result.rowcount
         if closed == len(found):
-            return
-    for predicate in rules.key_chunks(pk, keys):
+            same = normalize or (lambda key: key)
+            seen = {same(row[:width]) for row in found}
+            unsure = [key for key in keys if same(key) not in seen]
+    for predicate in rules.key_chunks(pk, unsure):
         connection.execute(
             info.table.update()
             .where(end.is_(None), tx != transaction_id, predicate)
             .values({end: transaction_id})
+        )
+
+
+def newest_other_version(
+    connection: Connection,
+    info: VersionTable,
+    keys: Sequence[tuple[Any, ...]],
+    transaction_id: int,
+) -> Optional[int]:
+    """Return the highest transaction id above ``transaction_id`` among other versions of
+    ``keys``, or ``None``: a writer that took its id later but committed first.
+
+    Validity strategy: the versions this transaction closed tell it (rows the transaction
+    changed are visible to it under every isolation level)::
+
+        SELECT max(transaction_id) FROM article_version
+        WHERE end_transaction_id = :tx AND transaction_id > :tx
+
+    Subquery strategy, reading the latest committed rows (``dialects.read_latest``)::
+
+        SELECT max(transaction_id) FROM article_version
+        WHERE id IN (...) AND transaction_id > :tx
+    """
+    if not keys:
+        return None
+    tx = info.transaction_column
+    end = info.end_transaction_column
+    newest: Optional[int] = None
+    if end is not None:
+        statement = sa.select(sa.func.max(tx)).where(end == transaction_id, tx > transaction_id)
+        newest = connection.execute(statement).scalar()
+    else:
+        rules = rules_for(connection.dialect)
+        for predicate in rules.key_chunks(info.version_primary_key, keys):
+            statement = sa.select(sa.func.max(tx)).where(predicate, tx > transaction_id)
+            found = connection.execute(rules.read_latest(statement, info.table)).scalar()
+            if found is not None and (newest is None or found > newest):
+                newest = found
+    return None if newest is None else int(newest)
+
+
+def move_versions(connection: Connection, info: VersionTable, old: int, new: int) -> None:
+    """Give the rows of transaction ``old`` in ``info``'s version table the id ``new``.
+
+    Emits::
+
+        UPDATE article_version SET transaction_id = :new WHERE transaction_id = :old
+        UPDATE article_version SET end_transaction_id = :new WHERE end_transaction_id = :old
+    """
+    tx = info.transaction_column
+    connection.execute(info.table.update().where(tx == old).values({tx: new}))
+    end = info.end_transaction_column
+    if end is not None:
+        connection.execute(info.table.update().where(end == old).values({end: new}))
+
+
+def delete_own_versions(
+    connection: Connection,
+    info: VersionTable,
+    keys: Sequence[tuple[Any, ...]],
+    transaction_id: int,
+) -> None:
+    """Delete the rows this transaction wrote for ``keys``, before writing them again.
+
+    Emits::
+
+        DELETE FROM article_version
+        WHERE article_version.transaction_id = :tx AND article_version.id IN (...)
+    """
+    rules = rules_for(connection.dialect)
+    for predicate in rules.key_chunks(info.version_primary_key, keys):
+        connection.execute(
+            info.table.delete().where(info.transaction_column == transaction_id, predicate)
         )
 
 
@@ -153,6 +248,7 @@ def copy_versions(
     keys: Sequence[tuple[Any, ...]],
     transaction_id: int,
     operation: int,
+    constants: Optional[Mapping[str, Any]] = None,
 ) -> None:
     """Write version rows straight from the parent rows, in one ``INSERT ... SELECT``.
 
@@ -164,21 +260,29 @@ def copy_versions(
                                      operation_type)
         SELECT article.id, article.name, ..., :tx, NULL, :op FROM article
         WHERE article.id IN (...)
+
+    :param constants: values for other version columns (by column key), the same for every
+        row (a plugin's ``name_mod`` flags, say); they replace copied values.
     """
     if not keys:
         return
-    parents = list(info.columns)
+    extra = dict(constants or {})
+    parents = [c for c in info.columns if info.columns[c].key not in extra]
     target = [info.columns[c] for c in parents] + [info.transaction_column]
-    constants: list[sa.ColumnElement[Any]] = [sa.literal(transaction_id, sa.BigInteger())]
+    values: list[sa.ColumnElement[Any]] = [sa.literal(transaction_id, sa.BigInteger())]
     end = info.end_transaction_column
     if end is not None:
         target.append(end)
-        constants.append(sa.cast(sa.null(), sa.BigInteger()))
+        values.append(sa.cast(sa.null(), sa.BigInteger()))
     target.append(info.operation_column)
-    constants.append(sa.literal(operation, sa.SmallInteger()))
+    values.append(sa.literal(operation, sa.SmallInteger()))
+    for key, value in extra.items():
+        column = info.table.c[key]
+        target.append(column)
+        values.append(sa.cast(sa.literal(value, column.type), column.type))
     rules = rules_for(connection.dialect)
     for predicate in rules.key_chunks(info.primary_key, keys):
-        source = sa.select(*parents, *constants).where(predicate)
+        source = sa.select(*parents, *values).where(predicate)
         connection.execute(info.table.insert().from_select(target, source))
 
 
@@ -188,14 +292,14 @@ def insert_versions(connection: Connection, info: VersionTable, rows: list[dict[
         connection.execute(info.table.insert().execution_options(**BATCH_EXECUTION_OPTIONS), rows)
 
 
-def rewrite_versions(
-    connection: Connection, info: VersionTable, rows: list[dict[str, Any]]
-) -> None:
-    """Overwrite rows this transaction already wrote, in one executemany ``UPDATE``.
+def update_versions(connection: Connection, info: VersionTable, rows: list[dict[str, Any]]) -> None:
+    """Set columns of rows this transaction wrote, in one executemany ``UPDATE``.
 
-    Emits::
+    For per-row values a plugin gives copied rows when they differ too much to group them
+    into ``copy_versions`` constants. ``rows`` hold the key, the transaction id and the
+    columns to set. Emits::
 
-        UPDATE article_version SET name=?, ..., operation_type=?
+        UPDATE article_version SET name_mod=?, ...
         WHERE article_version.id = ? AND article_version.transaction_id = ?
     """
     if not rows:

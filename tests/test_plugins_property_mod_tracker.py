@@ -210,7 +210,7 @@ def test_savepoint_rollback_forgets_flags_of_the_rolled_back_flush(v):
         with count_statements(v.engine) as counter:
             session.flush()
         # one SELECT re-reads the flags written before the savepoint
-        assert len(counter.matching("SELECT", "name_mod")) == 1
+        assert len([s for s in counter.matching("name_mod") if s.startswith("SELECT")]) == 1
         session.commit()
         version = last_version(user)
         assert (version.name, version.age, version.alias) == ("b", 1, "x")

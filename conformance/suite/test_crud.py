@@ -191,7 +191,9 @@ class TestRecording:
         m = conformance_models(articles)
 
         def history_statements(n: int) -> int:
-            with m.session() as session:
+            # expire_on_commit=False: one flush writes the n rows (reading expired objects
+            # one by one would autoflush them one by one)
+            with m.session(expire_on_commit=False) as session:
                 objs = [m.Article(name=f"n{i}") for i in range(n)]
                 session.add_all(objs)
                 session.commit()

@@ -70,6 +70,18 @@ class Plugin:
         (metadata, say) can be written here on ``connection``.
         """
 
+    def after_move_transaction(
+        self, uow: UnitOfWork, session: Session, connection: Connection, old_id: int, new_id: int
+    ) -> None:
+        """The transaction moved from id ``old_id`` to the fresh id ``new_id``.
+
+        It happens when another writer took a later id but committed a version of a row
+        this transaction writes first: the transaction takes an id after it, so that
+        version order stays commit order (the version rows are already moved). Rows a
+        plugin keeps per transaction must be moved on ``connection`` too, and what it
+        remembers in memory re-keyed. Rare; never in a one-flush transaction.
+        """
+
     def after_rollback_savepoint(self, uow: UnitOfWork, session: Session) -> None:
         """A savepoint was rolled back: the database forgot what was written since it began.
 
