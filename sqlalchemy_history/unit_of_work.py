@@ -105,13 +105,10 @@ class _FlushRows:
         rows = self.tables[info]
         earlier = rows.get(same_key)
         if earlier is not None:
-            deleted_now = (
-                row.operation is Operation.DELETE and earlier.operation is Operation.DELETE
-            )
-            if row.operation is Operation.DELETE and not deleted_now:
-                row = earlier
+            # the row that exists at the end (if any) holds the values; both tell history
+            kept = earlier if row.operation is Operation.DELETE else row
             row = dataclasses.replace(
-                row,
+                kept,
                 existed=row.existed or earlier.existed,
                 new_key=row.new_key and earlier.new_key,
             )
