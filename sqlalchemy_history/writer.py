@@ -279,7 +279,12 @@ def copy_versions(
     for key, value in extra.items():
         column = info.table.c[key]
         target.append(column)
-        values.append(sa.cast(sa.literal(value, column.type), column.type))
+        constant = sa.literal(value, column.type)
+        # A typed parameter for drivers that prepare on the server (asyncpg); MySQL has
+        # no CAST to a boolean type and needs none.
+        if not isinstance(column.type, sa.Boolean):
+            constant = sa.cast(constant, column.type)
+        values.append(constant)
     rules = rules_for(connection.dialect)
     for predicate in rules.key_chunks(info.primary_key, keys):
         source = sa.select(*parents, *values).where(predicate)
