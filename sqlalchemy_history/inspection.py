@@ -7,13 +7,21 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, Session, object_session
+from sqlalchemy.orm.util import AliasedClass, AliasedInsp
 
 from .exc import ClassNotVersioned, TableNotVersioned
 from .manager import VersioningManager
 
 
 def _class(obj_or_class: Any) -> type:
-    return obj_or_class if isinstance(obj_or_class, type) else type(obj_or_class)
+    """Return the class behind a class, an ``aliased()`` class, a mapper or an instance."""
+    if isinstance(obj_or_class, type):
+        return obj_or_class
+    if isinstance(obj_or_class, (AliasedClass, AliasedInsp)):
+        return sa.inspect(obj_or_class).mapper.class_  # type: ignore[no-any-return]
+    if isinstance(obj_or_class, Mapper):
+        return obj_or_class.class_
+    return type(obj_or_class)
 
 
 def _managers() -> list[VersioningManager]:
@@ -22,8 +30,31 @@ def _managers() -> list[VersioningManager]:
     return active_managers()
 
 
+def _table_manager(table: sa.Table) -> VersioningManager:
+    for manager in _managers():
+        if (
+            table in manager.version_tables
+            or table in manager.association_tables
+            or manager.version_info(table) is not None
+        ):
+            return manager
+    raise TableNotVersioned(
+        f"table {table.name!r} is neither versioned nor a version table; version the model "
+        f"mapped to it (__versioned__ = {{}}) or the many-to-many relationship using it."
+    )
+
+
 def get_versioning_manager(obj_or_class: Any) -> VersioningManager:
-    """Return the manager that versions ``obj_or_class`` (a model, version class or object)."""
+    """Return the manager that versions ``obj_or_class``.
+
+    Accepts a versioned model or its version class, an ``aliased()`` form of either, an
+    instance, or a ``Table`` (parent, version or association table).
+
+    :raises ClassNotVersioned: for a class no manager versions.
+    :raises TableNotVersioned: for a table no manager versions.
+    """
+    if isinstance(obj_or_class, sa.Table):
+        return _table_manager(obj_or_class)
     cls = _class(obj_or_class)
     manager = getattr(cls, "__versioning_manager__", None)
     if isinstance(manager, VersioningManager):
@@ -55,9 +86,15 @@ def version_class(model: Any) -> type:
 
 
 def parent_class(version_cls: Any) -> type:
-    """Return the model whose history ``version_cls`` records."""
+    """Return the model whose history ``version_cls`` (a class, aliased class or version
+    object) records."""
     cls = _class(version_cls)
-    return get_versioning_manager(cls).parent_class_map[cls]
+    try:
+        return get_versioning_manager(cls).parent_class_map[cls]
+    except KeyError:
+        raise ClassNotVersioned(
+            f"{cls.__name__} is not a version class; pass e.g. version_class({cls.__name__})."
+        ) from None
 
 
 def transaction_class(model: Any) -> type:
@@ -67,10 +104,14 @@ def transaction_class(model: Any) -> type:
 
 
 def version_table(table: sa.Table) -> sa.Table:
-    """Return the version table of ``table``."""
+    """Return the version table of ``table`` (a versioned model's or an association table)."""
     for manager in _managers():
         if table in manager.version_table_map:
             return manager.version_table_map[table]
+        if manager.version_info(table) is not None:
+            raise TableNotVersioned(
+                f"table {table.name!r} is a version table; parent_table() returns its parent."
+            )
     raise TableNotVersioned(f"table {table.name!r} has no version table")
 
 
@@ -194,11 +235,13 @@ def is_session_modified(session: Session) -> bool:
     return any(any(m.plugins.is_session_modified(session)) for m in _managers())
 
 
-def get_association_proxies(cls: type) -> Iterator[tuple[str, Any]]:
-    """Yield ``(name, proxy)`` for each association proxy defined on ``cls``."""
+def get_association_proxies(cls: Any) -> dict[str, Any]:
+    """Return ``{name: proxy}`` for each association proxy of ``cls`` (inherited ones too)."""
     from sqlalchemy.ext.associationproxy import AssociationProxyExtensionType
 
-    mapper: Mapper[Any] = sa.inspect(cls)
-    for key, descriptor in mapper.all_orm_descriptors.items():
-        if descriptor.extension_type is AssociationProxyExtensionType.ASSOCIATION_PROXY:
-            yield key, descriptor
+    mapper: Mapper[Any] = sa.inspect(_class(cls))
+    return {
+        key: descriptor
+        for key, descriptor in mapper.all_orm_descriptors.items()
+        if descriptor.extension_type is AssociationProxyExtensionType.ASSOCIATION_PROXY
+    }

@@ -7,26 +7,39 @@ number of rows.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
-from typing import Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import maintenance
+from .alembic import _connection
 
 
-def _need(conn: Optional[Connection], name: str) -> Connection:
+def _need(conn: Any, name: str) -> Connection:
+    """Return the connection to work on: ``conn`` (a Connection, a Session or Alembic's
+    ``op``), or, as in SQLAlchemy-History, the bind of the running Alembic migration."""
     if conn is None:
-        raise TypeError(f"{name}() needs conn=, e.g. conn=op.get_bind() in a migration")
-    return conn
+        with contextlib.suppress(ImportError):
+            from alembic import op as conn
+    try:
+        return _connection(conn)
+    except (NameError, TypeError):
+        # NameError: alembic.op outside a migration ("the proxy object has not yet been
+        # established"); TypeError: an Engine, None or anything else.
+        raise TypeError(
+            f"{name}() needs conn=: a Connection, a Session or Alembic's op (inside a "
+            f"migration conn may be left out), got {conn!r}."
+        ) from None
 
 
 def update_end_tx_column(
     table: sa.Table,
     end_tx_column_name: str = "end_transaction_id",
     tx_column_name: str = "transaction_id",
-    conn: Optional[Connection] = None,
+    conn: Any = None,
 ) -> int:
     """Recompute ``end_transaction_id`` of every row of version table ``table``.
 
@@ -47,7 +60,7 @@ def update_property_mod_flags(
     mod_suffix: str = "_mod",
     end_tx_column_name: str = "end_transaction_id",
     tx_column_name: str = "transaction_id",
-    conn: Optional[Connection] = None,
+    conn: Any = None,
 ) -> int:
     """Recompute ``<column>_mod`` flags: true where a version changed that column.
 

@@ -49,7 +49,15 @@ class TransactionBase:
         return result
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} id={self.id!r} issued_at={self.issued_at!r}>"
+        """``<Transaction id=1, issued_at=datetime(...)>``, SQLAlchemy-History's format.
+
+        ``user=...`` follows when the user relationship is loaded (a repr never queries).
+        """
+        fields = [f"id={self.id!r}", f"issued_at={self.issued_at!r}"]
+        loaded = sa.inspect(self).dict
+        if "user" in loaded:
+            fields.append(f"user={loaded['user']!r}")
+        return f"<{type(self).__name__} {', '.join(fields)}>"
 
 
 class TransactionFactory:
@@ -68,11 +76,19 @@ class TransactionFactory:
     def __call__(
         self,
         manager: VersioningManager,
-        table: sa.Table,
-        reg: registry,
+        table: Optional[sa.Table] = None,
+        reg: Optional[registry] = None,
         user_cls: Optional[type] = None,
     ) -> type:
-        """Map and return the ``Transaction`` class on ``table`` in registry ``reg``."""
+        """Map and return the ``Transaction`` class on ``table`` in registry ``reg``.
+
+        ``factory(manager)``, SQLAlchemy-History's spelling, maps it now on the manager's
+        transaction table (``manager.create_transaction_model()``) and returns it.
+        """
+        if table is None or reg is None:
+            if isinstance(manager.transaction_cls, TransactionFactory):
+                manager.transaction_cls = self
+            return manager.create_transaction_model()
         cls = type(
             "Transaction",
             (TransactionBase,),
