@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapper, Session
 from .exc import TableNotVersioned
 from .inspection import get_versioning_manager
 from .operations import Operation
+from .tables import copy_value
 from .transaction import utc_now
 
 if TYPE_CHECKING:
@@ -495,7 +496,7 @@ def backfill_statement(
     sources: list[sa.ColumnElement[Any]] = []
     for parent_column, version_column in h.copies:
         targets.append(version_column)
-        sources.append(parent_column)
+        sources.append(copy_value(parent_column, version_column))
     targets.append(h.transaction)
     sources.append(sa.literal(transaction_id, h.transaction.type))
     targets.append(h.operation)

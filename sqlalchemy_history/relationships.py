@@ -161,10 +161,16 @@ def temporal_relationship(
         # The primaryjoin holds the local side, the secondaryjoin the target side: only the
         # latter is remote. A self-referential relationship has one table on both sides,
         # so which join a column comes from is what tells them apart.
-        link = sa.exists().where(
-            _translate(prop.primaryjoin, replace),
-            _translate(prop.secondaryjoin, remote_target),
-            link_valid,
+        # Correlated to both version tables wherever the EXISTS sits: in a lazy load the
+        # local side is bound, but in ``ArticleVersion.tags.any(...)`` it is two levels up.
+        link = (
+            sa.exists()
+            .where(
+                _translate(prop.primaryjoin, replace),
+                _translate(prop.secondaryjoin, remote_target),
+                link_valid,
+            )
+            .correlate_except(association.table)
         )
         assert target_info is not None
         join = sa.and_(

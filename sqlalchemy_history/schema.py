@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from . import maintenance
 from .alembic import _connection
@@ -24,15 +25,17 @@ def _need(conn: Any, name: str) -> Connection:
     if conn is None:
         with contextlib.suppress(ImportError):
             from alembic import op as conn
-    try:
-        return _connection(conn)
-    except (NameError, TypeError):
-        # NameError: alembic.op outside a migration ("the proxy object has not yet been
-        # established"); TypeError: an Engine, None or anything else.
-        raise TypeError(
-            f"{name}() needs conn=: a Connection, a Session or Alembic's op (inside a "
-            f"migration conn may be left out), got {conn!r}."
-        ) from None
+    if conn is None or isinstance(conn, (Session, sa.Engine)) or hasattr(conn, "get_bind"):
+        try:
+            return _connection(conn)
+        except (NameError, TypeError):
+            # NameError: alembic.op outside a migration ("the proxy object has not yet been
+            # established"); TypeError: an Engine or None.
+            raise TypeError(
+                f"{name}() needs conn=: a Connection, a Session or Alembic's op (inside a "
+                f"migration conn may be left out), got {conn!r}."
+            ) from None
+    return conn  # type: ignore[no-any-return]
 
 
 def update_end_tx_column(

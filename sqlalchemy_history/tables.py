@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.sql.schema import SchemaItem
 
 from . import naming
+from .dialects.postgresql import EnumCopy
 from .exc import ImproperlyConfigured
 from .options import VersioningOptions
 
@@ -133,6 +134,20 @@ def version_type(type_: Any) -> Any:
         copied.name = f"history_{type_.name}"
         return copied
     return type_
+
+
+def copy_value(source: sa.ColumnElement[Any], target: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """Return ``source`` (a parent column) as a value for version column ``target`` in an
+    ``INSERT ... SELECT``: wrapped in ``EnumCopy`` when ``target`` is a native enum of
+    another type (``history_<name>``), which PostgreSQL only accepts through text."""
+    target_type = target.type
+    if (
+        isinstance(target_type, sa.Enum)
+        and target_type.native_enum
+        and getattr(source.type, "name", None) != target_type.name
+    ):
+        return EnumCopy(source, target_type)
+    return source
 
 
 def _copy(column: sa.Column[Any], key: str, primary_key: Optional[bool] = None) -> sa.Column[Any]:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .dialects import BATCH_EXECUTION_OPTIONS, rules_for
-from .tables import VersionTable
+from .tables import VersionTable, copy_value
 
 #: Bind parameter prefix for the WHERE clause of the in-place UPDATE, so that key values
 #: and new column values can share one parameter dictionary.
@@ -178,7 +178,8 @@ def copy_versions(
     constants.append(sa.literal(operation, sa.SmallInteger()))
     rules = rules_for(connection.dialect)
     for predicate in rules.key_chunks(info.primary_key, keys):
-        source = sa.select(*parents, *constants).where(predicate)
+        values = [copy_value(c, info.columns[c]) for c in parents]
+        source = sa.select(*values, *constants).where(predicate)
         connection.execute(info.table.insert().from_select(target, source))
 
 
