@@ -7,6 +7,7 @@ The hierarchy::
     +-- ClassNotVersioned           a class (or its object) has no version class
     +-- TableNotVersioned           a table has no version table
     +-- ReverterException           a revert was asked for something that cannot be reverted
+    +-- NoChangesAttribute          Transaction.entity_names without TransactionChangesPlugin
 
 Warnings (``UserWarning`` subclasses; ``warnings.filterwarnings("error", category=...)``
 turns them into errors)::
@@ -37,6 +38,10 @@ class TableNotVersioned(VersioningError):
 
 class ReverterException(VersioningError):
     """A revert named a relationship (or path) that the version class does not have."""
+
+
+class NoChangesAttribute(VersioningError):
+    """``Transaction.entity_names`` was read but ``TransactionChangesPlugin`` is not used."""
 
 
 class UnversionedModelWarning(UserWarning):

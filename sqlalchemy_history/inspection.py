@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -245,3 +245,53 @@ def get_association_proxies(cls: Any) -> dict[str, Any]:
         for key, descriptor in mapper.all_orm_descriptors.items()
         if descriptor.extension_type is AssociationProxyExtensionType.ASSOCIATION_PROXY
     }
+
+
+def is_table_column(column: Any) -> bool:
+    """Return whether ``column`` is a table ``Column`` (not an expression)."""
+    return isinstance(column, sa.Column)
+
+
+def is_internal_column(model: Any, column_name: str) -> bool:
+    """Return whether ``column_name`` is one of the columns versioning adds
+    (``transaction_id``, ``end_transaction_id``, ``operation_type`` or their option names)."""
+    return column_name in (
+        option(model, "transaction_column_name"),
+        option(model, "end_transaction_column_name"),
+        option(model, "operation_type_column_name"),
+    )
+
+
+def versioned_column_properties(obj_or_class: Any) -> Iterator[Any]:
+    """Yield the column properties of a versioned model (class or object) that are versioned."""
+    keys = _versioned_attrs(obj_or_class)
+    mapper: Mapper[Any] = sa.inspect(_class(obj_or_class))
+    for prop in mapper.column_attrs:
+        if prop.key in keys:
+            yield prop
+
+
+def versioned_relationships(obj: Any, versioned_column_keys: Iterable[str]) -> Iterator[Any]:
+    """Yield the writable relationships of ``obj`` whose local columns include a versioned
+    column (``versions`` and other view-only relationships are left out)."""
+    keys = set(versioned_column_keys)
+    mapper: Mapper[Any] = sa.inspect(_class(obj))
+    for prop in mapper.relationships:
+        if not prop.viewonly and any(c.key in keys for c in prop.local_columns):
+            yield prop
+
+
+def version_obj(session: Session, parent_obj: Any) -> Any:
+    """Return the version of ``parent_obj`` written by ``session``'s current transaction.
+
+    ``None`` before the transaction's versioned flush wrote one (one ``SELECT`` by key).
+    """
+    manager = get_versioning_manager(parent_obj)
+    uow = manager.units_of_work.get(session.get_transaction())  # type: ignore[arg-type]
+    if uow is None or uow.transaction_id is None:
+        return None
+    version_cls = manager.version_class(parent_obj)
+    identity = sa.inspect(parent_obj).identity
+    if identity is None:
+        return None
+    return session.get(version_cls, (*identity, uow.transaction_id))

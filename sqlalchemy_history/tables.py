@@ -152,7 +152,9 @@ def copy_value(source: sa.ColumnElement[Any], target: sa.Column[Any]) -> sa.Colu
 
 def _copy(column: sa.Column[Any], key: str, primary_key: Optional[bool] = None) -> sa.Column[Any]:
     # Same name and type; no defaults, server defaults, autoincrement, unique constraints or
-    # foreign keys: a version row records values, it never generates or enforces them.
+    # foreign keys: a version row records values, it never generates or enforces them. A
+    # column indexed in its parent (``index=True``) is indexed here too, as in
+    # SQLAlchemy-History, so searching history by it stays fast and schemas match.
     if primary_key is None:
         primary_key = column.primary_key
     return sa.Column(
@@ -162,6 +164,7 @@ def _copy(column: sa.Column[Any], key: str, primary_key: Optional[bool] = None) 
         primary_key=primary_key,
         nullable=not primary_key,
         autoincrement=False,
+        index=bool(column.index) and not primary_key,
         comment=column.comment,
         info={INFO_KEY: COPY},
     )

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import object_session, registry, relationship
 
 from . import tables
+from .exc import NoChangesAttribute
 
 if TYPE_CHECKING:
     from .manager import VersioningManager
@@ -47,6 +48,14 @@ class TransactionBase:
             if rows:
                 result[version_cls] = rows
         return result
+
+    @property
+    def entity_names(self) -> list[str]:
+        """Names of the model classes this transaction changed (``TransactionChangesPlugin``)."""
+        raise NoChangesAttribute(
+            "Transaction.entity_names needs TransactionChangesPlugin; add it to "
+            "make_versioned(plugins=[...]), or use Transaction.changed_entities."
+        )
 
     def __repr__(self) -> str:
         """``<Transaction id=1, issued_at=datetime(...)>``, SQLAlchemy-History's format.

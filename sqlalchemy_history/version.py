@@ -276,9 +276,14 @@ class VersionMixin:
         return accessor.__get__(self, type(self))
 
     def __repr__(self) -> str:
-        mapper = sa.inspect(type(self))
-        values = ", ".join(f"{k}={getattr(self, k, None)!r}" for k in mapper.columns.keys()[:4])
-        return f"<{type(self).__name__} {values}>"
+        """``ArticleVersion(id=1, transaction_id=2, operation_type=0)``, SQLAlchemy-History's
+        format; an attribute not loaded shows ``<not loaded>`` (a repr never queries)."""
+        info = self._version_info()
+        keys = [c.key for c in info.version_primary_key]
+        keys += [info.options.transaction_column_name, info.options.operation_type_column_name]
+        loaded = sa.inspect(self).dict
+        values = (f"{k}={loaded[k]!r}" if k in loaded else f"{k}=<not loaded>" for k in keys)
+        return f"{type(self).__name__}({', '.join(values)})"
 
 
 #: SQLAlchemy-Continuum's name for the base of every version class (its API page).

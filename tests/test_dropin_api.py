@@ -474,3 +474,51 @@ def test_session_for_the_schema_helpers_is_a_plain_session(versioned):
         first = article.versions[0]
         assert utils.vacuum(session, v.Article) == 0
         assert first.name == "a"
+
+
+# -- what else 2.2.1 code reads -------------------------------------------------------------
+
+
+def test_utils_of_the_reference(versioned):
+    from sqlalchemy_history.exc import NoChangesAttribute
+
+    v = versioned(blog)
+    ArticleVersion = version_class(v.Article)
+    assert [p.key for p in utils.versioned_column_properties(v.Article)] == ["id", "name", "kind"]
+    assert utils.is_internal_column(v.Article, "transaction_id")
+    assert utils.is_internal_column(ArticleVersion, "operation_type")
+    assert not utils.is_internal_column(v.Article, "name")
+    assert utils.is_table_column(v.Article.__table__.c.name)
+    assert [p.key for p in utils.versioned_relationships(v.Article(), ["id"])] == ["tags"]
+    with v.session() as session:
+        article = v.Article(name="a")
+        session.add(article)
+        assert utils.version_obj(session, article) is None
+        session.flush()
+        version = utils.version_obj(session, article)
+        assert isinstance(version, ArticleVersion) and version.name == "a"
+        assert repr(version) == (
+            f"ArticleVersion(id={article.id}, transaction_id={version.transaction_id}, "
+            f"operation_type=0)"
+        )
+        session.commit()
+        with pytest.raises(NoChangesAttribute, match="TransactionChangesPlugin"):
+            article.versions[0].transaction.entity_names  # noqa: B018
+
+
+def test_indexed_parent_columns_are_indexed_in_history(versioned):
+    def define(Base):
+        class Article(Base):
+            __tablename__ = "article"
+            __versioned__ = {}
+            id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+            slug = sa.Column(sa.Unicode(50), index=True, unique=True)
+
+        return locals()
+
+    v = versioned(define)
+    indexes = {i.name: i for i in v.metadata.tables["article_version"].indexes}
+    assert "ix_article_version_slug" in indexes
+    assert not indexes["ix_article_version_slug"].unique
+    reflected = {i["name"] for i in sa.inspect(v.engine).get_indexes("article_version")}
+    assert "ix_article_version_slug" in reflected

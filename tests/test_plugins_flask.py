@@ -150,7 +150,7 @@ def test_a_user_without_a_user_column_is_a_clear_error(versioned):
     v = versioned(models, user_cls=None, plugins=[FlaskPlugin(current_user_id_factory=lambda: 1)])
     with v.session() as session:
         session.add(v.Article(name="a"))
-        with pytest.raises(ImproperlyConfigured, match="FlaskPlugin.*user_cls"):
+        with pytest.raises(ImproperlyConfigured, match=r"FlaskPlugin.*user_cls"):
             session.commit()
 
 
