@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapper, RelationshipProperty, foreign, relationship, 
 from . import naming, tables
 from . import options as _options
 from .exc import ImproperlyConfigured
+from .plugins.base import build_version_table_columns
 from .relationships import add_temporal_relationships
 from .transaction import TransactionFactory
 from .version import VersionMixin
@@ -115,11 +116,11 @@ def mapper_constructed(manager: VersioningManager, mapper: Mapper[Any], cls: typ
     if info is None:
         info = tables.build_version_table(table, options, mapper, where)
         manager.register_version_table(info)
-        manager.plugins.after_build_version_table_columns(info)
+        build_version_table_columns(manager.plugins, manager, info, cls)
     else:
         tables.sync_version_table(info, mapper, options, where)
         # Single-table subclasses add columns: plugins see the table again (idempotently).
-        manager.plugins.after_build_version_table_columns(info)
+        build_version_table_columns(manager.plugins, manager, info, cls)
     if manager.transaction_table is None:
         factory = manager.transaction_cls
         if not isinstance(factory, TransactionFactory):
@@ -182,7 +183,7 @@ def _add_association_table(
     options = _options.resolve(manager.options, {}, where)
     info = tables.build_association_table(table, options, where)
     manager.register_association_table(info)
-    manager.plugins.after_build_version_table_columns(info)
+    build_version_table_columns(manager.plugins, manager, info, None)
 
 
 def _early_association_tables(
@@ -391,6 +392,7 @@ def _build_version_class(
     manager.version_class_map[cls] = version_cls
     manager.parent_class_map[version_cls] = cls
     manager.pending_relationships.append((mapper, version_cls))
+    manager.plugins.after_version_class_built(cls, version_cls)
 
     if parent_version is None or mapper.concrete:
         pk = [c for c in info.primary_key]

@@ -522,3 +522,30 @@ def test_indexed_parent_columns_are_indexed_in_history(versioned):
     assert not indexes["ix_article_version_slug"].unique
     reflected = {i["name"] for i in sa.inspect(v.engine).get_indexes("article_version")}
     assert "ix_article_version_slug" in reflected
+
+
+class ReferenceStylePlugin:
+    """A duck-typed plugin with SQLAlchemy-History 2.2.1's hook signatures."""
+
+    def __init__(self) -> None:
+        self.built: list[tuple[str, str]] = []
+
+    def after_build_version_table_columns(self, table_builder, columns):
+        if table_builder.model is not None:  # as the reference's own plugins check
+            assert table_builder.option("table_name") == "%s_version"
+            columns.append(sa.Column("note", sa.Unicode(20), server_default="n"))
+
+    def after_version_class_built(self, parent_cls, version_cls):
+        self.built.append((parent_cls.__name__, version_cls.__name__))
+
+
+def test_reference_style_plugin_hooks(versioned):
+    plugin = ReferenceStylePlugin()
+    v = versioned(blog, plugins=[plugin])
+    assert "note" in v.metadata.tables["article_version"].c
+    assert "note" not in v.metadata.tables["article_tag_version"].c
+    assert sorted(plugin.built) == [("Article", "ArticleVersion"), ("Tag", "TagVersion")]
+    with v.session() as session:
+        session.add(v.Article(name="a"))
+        session.commit()
+    assert [r["note"] for r in v.rows("article_version")] == ["n"]

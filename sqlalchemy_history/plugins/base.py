@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union, overload
@@ -42,6 +43,9 @@ class Plugin:
         columns to it, so implementations must be idempotent. ``info.table.metadata`` is
         also where a plugin creates its own tables, early enough for ``create_all()``.
         """
+
+    def after_version_class_built(self, parent_cls: type, version_cls: type) -> None:
+        """``version_cls``, the version class of ``parent_cls``, has been mapped."""
 
     def before_flush(self, uow: UnitOfWork, session: Session) -> None:
         """A session with versioned changes is about to flush."""
@@ -111,6 +115,47 @@ def _check(plugin: Any) -> Any:
                 f"hooks are: {', '.join(sorted(HOOKS))}."
             )
     return plugin
+
+
+@dataclasses.dataclass
+class ReferenceTableBuilder:
+    """What SQLAlchemy-History's ``after_build_version_table_columns(table_builder, columns)``
+    hook receives as ``table_builder``; given to duck-typed plugins written for it."""
+
+    manager: Any
+    parent_table: Any
+    #: The versioned class, ``None`` for a many-to-many association table.
+    model: Optional[type]
+    table_name: str
+
+    def option(self, name: str) -> Any:
+        if self.model is None:
+            return self.manager.options[name]
+        return self.manager.option(self.model, name)
+
+
+def build_version_table_columns(
+    plugins: PluginCollection, manager: Any, info: VersionTable, model: Optional[type]
+) -> None:
+    """Run ``after_build_version_table_columns`` on every plugin that has it.
+
+    A plugin written for SQLAlchemy-History (not a ``Plugin`` subclass) whose hook takes
+    ``(table_builder, columns)`` gets those, and the columns it appends to ``columns`` are
+    added to the version table, as they were there.
+    """
+    for plugin in plugins:
+        hook = getattr(plugin, "after_build_version_table_columns", None)
+        if hook is None:
+            continue
+        if isinstance(plugin, Plugin) or len(inspect.signature(hook).parameters) < 2:
+            hook(info)
+            continue
+        builder = ReferenceTableBuilder(manager, info.parent, model, info.table.name)
+        columns: list[Any] = []
+        hook(builder, columns)
+        for column in columns:
+            if column.key not in info.table.c:
+                info.table.append_column(column)
 
 
 class PluginCollection:
