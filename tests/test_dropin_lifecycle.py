@@ -470,3 +470,129 @@ def test_only_the_given_session_class_records_and_others_warn_once(engine):
         remove_versioning(session=MySession)
         Base.metadata.drop_all(engine)
         Base.registry.dispose()
+
+
+# -- a database created by SQLAlchemy-History 2.2.1 ---------------------------------------
+
+#: docs/migrating.md's statements, per server kind; the test checks the page shows them.
+FROM_2_2_1 = {
+    "postgresql": [
+        "ALTER TABLE transaction ALTER COLUMN id SET DEFAULT nextval('transaction_id_seq')",
+        "ALTER TABLE article_tag_version DROP CONSTRAINT article_tag_version_pkey, "
+        "ADD PRIMARY KEY (article_id, tag_id, transaction_id)",
+    ],
+    "mariadb": [
+        "ALTER TABLE transaction MODIFY id BIGINT NOT NULL AUTO_INCREMENT",
+        "ALTER TABLE article_tag_version DROP PRIMARY KEY, "
+        "ADD PRIMARY KEY (article_id, tag_id, transaction_id)",
+    ],
+    "mysql": [
+        "ALTER TABLE article_tag_version DROP PRIMARY KEY, "
+        "ADD PRIMARY KEY (article_id, tag_id, transaction_id)",
+    ],
+    "sqlite": [],
+}
+
+
+def tables_of_2_2_1(metadata: sa.MetaData, sqlite: bool) -> None:
+    """The tables SQLAlchemy-History 2.2.1 creates for ``tagged`` below (its DDL, observed)."""
+    version_columns = [
+        sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("end_transaction_id", sa.BigInteger, index=True),
+        sa.Column("operation_type", sa.SmallInteger, nullable=False, index=True),
+    ]
+    tagged(metadata)
+    for name, columns in (
+        ("article_version", [sa.Column("id", sa.Integer, primary_key=True, autoincrement=False)]),
+        ("tag_version", [sa.Column("id", sa.Integer, primary_key=True, autoincrement=False)]),
+        # no primary key on the association table: 2.2.1 keys its history by transaction only
+        (
+            "article_tag_version",
+            [sa.Column("article_id", sa.Integer), sa.Column("tag_id", sa.Integer)],
+        ),
+    ):
+        sa.Table(name, metadata, *columns, *(c._copy() for c in version_columns))
+    # 2.2.1 compiles BigInteger as INTEGER on SQLite (an autoincrementing rowid there) and
+    # numbers transactions from a sequence elsewhere (where the database has sequences).
+    id_type = sa.Integer if sqlite else sa.BigInteger
+    sa.Table(
+        "transaction",
+        metadata,
+        sa.Column("id", id_type, sa.Sequence("transaction_id_seq"), primary_key=True),
+        sa.Column("remote_addr", sa.String(50)),
+        sa.Column("issued_at", sa.DateTime),
+    )
+
+
+def tagged(metadata: sa.MetaData) -> dict[str, Any]:
+    article_tag = sa.Table(
+        "article_tag",
+        metadata,
+        sa.Column("article_id", sa.Integer, sa.ForeignKey("article.id")),
+        sa.Column("tag_id", sa.Integer, sa.ForeignKey("tag.id")),
+    )
+    sa.Table("article", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table("tag", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    return {"article_tag": article_tag}
+
+
+def test_database_made_by_sqlalchemy_history_2_2_1(engine):
+    """docs/migrating.md's statements make a 2.2.1 database record with this library."""
+    from pathlib import Path
+
+    with engine.connect():
+        pass  # the dialect tells MariaDB from MySQL once connected
+    kind = engine.dialect.name
+    if kind == "mysql" and engine.dialect.is_mariadb:
+        kind = "mariadb"
+    page = (Path(__file__).resolve().parent.parent / "docs" / "migrating.md").read_text()
+    for statement in FROM_2_2_1[kind]:
+        assert statement in page
+    old = sa.MetaData()
+    tables_of_2_2_1(old, sqlite=kind == "sqlite")
+    drop_tables(engine)
+    old.drop_all(engine)
+    old.create_all(engine)
+    try:
+        with engine.begin() as conn:  # history written by 2.2.1: transaction 1
+            conn.execute(old.tables["transaction"].insert().values(remote_addr="2.2.1"))
+            for statement in FROM_2_2_1[kind]:
+                conn.exec_driver_sql(statement)
+        if kind == "sqlite":  # no ALTER of a primary key: recreate the table, as batch mode does
+            history = old.tables["article_tag_version"]
+            history.drop(engine)
+            old.remove(history)
+            columns = [c._copy() for c in history.columns]
+            for column in columns[:2]:
+                column.primary_key = True
+            sa.Table("article_tag_version", old, *columns).create(engine)
+        make_versioned(user_cls=None)
+        Base = declarative_base()
+        try:
+
+            class Tag(Base):
+                __table__ = sa.Table(
+                    "tag", Base.metadata, sa.Column("id", sa.Integer, primary_key=True)
+                )
+                __versioned__: dict[str, Any] = {}
+
+            association = tagged(sa.MetaData())["article_tag"].to_metadata(Base.metadata)
+
+            class Article(Base):
+                __tablename__ = "article"
+                __versioned__: dict[str, Any] = {}
+                id = sa.Column(sa.Integer, primary_key=True)
+                tags = relationship(Tag, secondary=association)
+
+            configure_mappers()
+            with Session(engine) as session:
+                article = Article(id=1, tags=[Tag(id=1), Tag(id=2)])  # two links, one transaction
+                session.add(article)
+                session.commit()
+                assert article.versions[0].transaction_id == 2
+                assert sorted(t.id for t in article.versions[0].tags) == [1, 2]
+        finally:
+            remove_versioning()
+            Base.registry.dispose()
+    finally:
+        old.drop_all(engine)
