@@ -199,6 +199,8 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             manager.unit_of_work(state.session).prefetch_one(state, connection)
 
     def before_flush(session_: Session, flush_context: Any, instances: Any) -> None:
+        if not manager.options.get("versioning", True):
+            return  # switched off at run time (see after_flush)
         deleted = [obj for obj in session_.deleted if manager.is_versioned_mapper(_mapper_of(obj))]
         if not deleted and not manager.plugins:
             return
@@ -210,6 +212,13 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     def after_flush(session_: Session, flush_context: Any) -> None:
         root = session_.get_transaction()
         uow = manager.units_of_work.get(root) if root is not None else None
+        if not manager.options.get("versioning", True):
+            # ``versioning_manager.options["versioning"] = False`` pauses recording for every
+            # session, as SQLAlchemy-History checks it at each flush (bulk imports do this).
+            if uow is not None:
+                uow.pending.clear()
+                uow.deleted_identities.clear()
+            return
         if uow is None and manager.association_tables:
             # a flush that only changed many-to-many links recorded no object
             uow = manager.unit_of_work(session_)

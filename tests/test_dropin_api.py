@@ -549,3 +549,24 @@ def test_reference_style_plugin_hooks(versioned):
         session.add(v.Article(name="a"))
         session.commit()
     assert [r["note"] for r in v.rows("article_version")] == ["n"]
+
+
+def test_versioning_option_switched_off_at_run_time(versioned):
+    """``versioning_manager.options["versioning"] = False`` pauses recording (bulk imports)."""
+    v = versioned(blog)
+    try:
+        with v.session() as session:
+            versioning_manager.options["versioning"] = False
+            article = v.Article(name="imported", tags=[v.Tag(name="t")])
+            session.add(article)
+            session.commit()
+            session.delete(session.scalars(sa.select(v.Tag)).one())
+            session.commit()
+            versioning_manager.options["versioning"] = True
+            article.name = "edited"
+            session.commit()
+            assert [(x.name, x.operation_type) for x in article.versions] == [("edited", 1)]
+    finally:
+        versioning_manager.options["versioning"] = True
+    assert v.rows("tag_version") == [] and v.rows("article_tag_version") == []
+    assert len(v.rows("transaction")) == 1
