@@ -122,15 +122,15 @@ class ReferenceStyleTestCase:
         self.session = Session(engine)
 
     def create_models(self) -> None:
-        class User(self.Model):  # type: ignore[name-defined,misc]
+        class User(self.Model):
             __tablename__ = "user"
-            __versioned__: dict[str, Any] = {}
+            __versioned__ = {}
             id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
             name = sa.Column(sa.Unicode(50))
 
-        class Article(self.Model):  # type: ignore[name-defined,misc]
+        class Article(self.Model):
             __tablename__ = "article"
-            __versioned__: dict[str, Any] = {}
+            __versioned__ = {}
             id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
             name = sa.Column(sa.Unicode(50))
             author_id = sa.Column(sa.Integer, sa.ForeignKey(User.id))
@@ -295,13 +295,13 @@ def two_bases() -> tuple[type[DeclarativeBase], type[DeclarativeBase], dict[str,
 
     class Tag(First):
         __tablename__ = "tag"
-        __versioned__: dict[str, Any] = {}
+        __versioned__ = {}
         id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
         name = sa.Column(sa.Unicode(50))
 
     class Article(Second):
         __tablename__ = "article"
-        __versioned__: dict[str, Any] = {}
+        __versioned__ = {}
         id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
         name = sa.Column(sa.Unicode(50))
 
@@ -423,7 +423,7 @@ def test_no_warning_when_versioning_is_set_up_or_switched_off():
 
         class Versioned(Base):
             __tablename__ = "versioned"
-            __versioned__: dict[str, Any] = {}
+            __versioned__ = {}
             id = sa.Column(sa.Integer, primary_key=True)
 
         configure_mappers()
@@ -574,13 +574,13 @@ def test_database_made_by_sqlalchemy_history_2_2_1(engine):
                 __table__ = sa.Table(
                     "tag", Base.metadata, sa.Column("id", sa.Integer, primary_key=True)
                 )
-                __versioned__: dict[str, Any] = {}
+                __versioned__ = {}
 
             association = tagged(sa.MetaData())["article_tag"].to_metadata(Base.metadata)
 
             class Article(Base):
                 __tablename__ = "article"
-                __versioned__: dict[str, Any] = {}
+                __versioned__ = {}
                 id = sa.Column(sa.Integer, primary_key=True)
                 tags = relationship(Tag, secondary=association)
 

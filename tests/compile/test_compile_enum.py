@@ -8,8 +8,6 @@ other backend takes the column as is.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, configure_mappers
@@ -27,7 +25,7 @@ def info():
         pass
 
     class Article(Base):
-        __versioned__: dict[str, Any] = {}
+        __versioned__ = {}
         __tablename__ = "article"
         id = sa.Column(sa.Integer, primary_key=True)
         kind = sa.Column(sa.Enum("news", "blog", name="article_kind"))
