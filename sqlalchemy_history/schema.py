@@ -27,14 +27,18 @@ def _need(conn: Any, name: str) -> Connection:
             from alembic import op as conn
     if conn is None or isinstance(conn, (Session, sa.Engine)) or hasattr(conn, "get_bind"):
         try:
-            return _connection(conn)
-        except (NameError, TypeError):
-            # NameError: alembic.op outside a migration ("the proxy object has not yet been
-            # established"); TypeError: an Engine or None.
+            connection = _connection(conn)
+        except (AttributeError, NameError, TypeError):
+            # alembic.op outside a migration: NameError ("the proxy object has not yet been
+            # established") or, after one ran, AttributeError; TypeError: an Engine or None.
+            connection = None
+        # alembic.op keeps the bind of the last migration run in this process, closed.
+        if connection is None or connection.closed:
             raise TypeError(
                 f"{name}() needs conn=: a Connection, a Session or Alembic's op (inside a "
                 f"migration conn may be left out), got {conn!r}."
-            ) from None
+            )
+        return connection
     return conn  # type: ignore[no-any-return]
 
 
