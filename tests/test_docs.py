@@ -142,13 +142,22 @@ CODE_DIR = re.compile(
 
 
 def _repository_files() -> list[str]:
-    return subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout
+        skipped = {".git", ".nox", ".venv", ".bench", "__pycache__"}
+        return [
+            str(p.relative_to(ROOT))
+            for p in ROOT.rglob("*")
+            if p.is_file() and not skipped & set(p.relative_to(ROOT).parts)
+        ]
+    return listed.stdout.split()
 
 
 def _exists(page: Path, cited: str, files: list[str]) -> bool:
