@@ -26,16 +26,24 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 class EnumCopy(ColumnElement[Any]):
     """``column`` read as a value of enum type ``type_`` (see the module docstring)."""
 
+    # Both attributes go into the statement cache key, so two copies never share SQL.
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("type", InternalTraversal.dp_type),
+        ("type_name", InternalTraversal.dp_string),  # a type's cache key omits its name
+    ]
     inherit_cache = True
 
     def __init__(self, column: ColumnElement[Any], type_: sa.Enum) -> None:
         self.column = column
         self.type = type_
+        self.type_name = type_.name
 
 
 @compiles(EnumCopy)

@@ -69,3 +69,16 @@ def test_backfill_reads_named_enums_the_same_way(info, dialect_name):
     (history,) = resolve(RecordingConnection(d), info.parent)
     sql = str(backfill_statement(history, 7).compile(dialect=d))
     assert EXPECTED[dialect_name] in sql
+
+
+def test_enum_copies_of_other_columns_or_types_never_share_cached_sql():
+    from sqlalchemy_history.dialects.postgresql import EnumCopy
+
+    table = sa.table("t", sa.column("a"), sa.column("b"))
+
+    def key(column, name):
+        return sa.select(EnumCopy(column, sa.Enum("x", name=name)))._generate_cache_key()
+
+    assert key(table.c.a, "history_a") == key(table.c.a, "history_a")
+    assert key(table.c.a, "history_a") != key(table.c.b, "history_a")
+    assert key(table.c.a, "history_a") != key(table.c.a, "history_b")
