@@ -32,11 +32,12 @@ from sqlalchemy.sql.visitors import InternalTraversal
 class EnumCopy(ColumnElement[Any]):
     """``column`` read as a value of enum type ``type_`` (see the module docstring)."""
 
-    # Both attributes go into the statement cache key, so two copies never share SQL.
-    _traverse_internals = [
+    # The column and the type name go into the statement cache key: two copies never share
+    # SQL. SQLAlchemy types the list as an instance variable, hence no ClassVar (RUF012).
+    _traverse_internals = [  # noqa: RUF012
         ("column", InternalTraversal.dp_clauseelement),
         ("type", InternalTraversal.dp_type),
-        ("type_name", InternalTraversal.dp_string),  # a type's cache key omits its name
+        ("type_name", InternalTraversal.dp_string),  # a type's own cache key omits its name
     ]
     inherit_cache = True
 
