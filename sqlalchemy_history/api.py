@@ -10,14 +10,13 @@ from sqlalchemy.orm import Mapper, Session
 from . import events
 from . import options as _options
 from .manager import VersioningManager, versioning_manager
-from .plugins.base import Plugin, PluginCollection
 
 
 def make_versioned(
     mapper: Any = Mapper,
     session: Any = Session,
     manager: VersioningManager = versioning_manager,
-    plugins: Optional[Iterable[Plugin]] = None,
+    plugins: Optional[Iterable[Any]] = None,
     options: Optional[Mapping[str, Any]] = None,
     user_cls: Union[type, str, None] = "User",
 ) -> None:
@@ -32,7 +31,7 @@ def make_versioned(
     """
     if plugins is not None:
         manager._given_plugins = list(plugins)
-        manager.plugins = PluginCollection(manager._given_plugins)
+        manager.plugins = manager._given_plugins
     if options:
         _options.check_keys(options, manager.plugins.option_keys(), "make_versioned(options=...)")
         manager._given_options.update(options)

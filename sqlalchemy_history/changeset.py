@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from .operations import Operation
-
 
 @dataclasses.dataclass(frozen=True)
 class Change:
@@ -21,16 +19,13 @@ class Change:
         return [self.old, self.new]
 
 
-def diff(
-    keys: list[str], previous: Optional[Any], current: Any, operation: Operation
-) -> tuple[Change, ...]:
+def diff(keys: list[str], previous: Optional[Any], current: Any) -> tuple[Change, ...]:
     """Return the changes from ``previous`` to ``current`` over attribute ``keys``.
 
-    With no previous version, an INSERT shows every non-null value as ``[None, value]``;
-    any other first version (history that starts mid-life) shows nothing.
+    With no previous version every non-null value shows as ``[None, value]``: an INSERT,
+    and also a first version of another kind (history that starts with an UPDATE, for
+    rows that existed before versioning was switched on), as in SQLAlchemy-History.
     """
-    if previous is None and operation is not Operation.INSERT:
-        return ()
     changes = []
     for key in keys:
         old = None if previous is None else getattr(previous, key, None)

@@ -22,10 +22,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
+from sqlalchemy.ext.hybrid import HybridExtensionType
 from sqlalchemy.orm import Mapper, RelationshipProperty, foreign, relationship, remote
 
 from . import naming, tables
+from . import options as _options
 from .exc import ImproperlyConfigured
+from .plugins.base import build_version_table_columns
 from .relationships import add_temporal_relationships
 from .transaction import TransactionFactory
 from .version import VersionMixin
@@ -49,6 +53,25 @@ def _attach_user(manager: VersioningManager) -> None:
     user_table = manager.user_mapper.local_table
     assert isinstance(user_table, sa.Table)
     tables.add_user_column(manager.transaction_table, user_table, "user_cls")
+    _sync_transaction_copies(manager)
+
+
+def _sync_transaction_copies(
+    manager: VersioningManager, metadata: Optional[sa.MetaData] = None
+) -> None:
+    """Give ``metadata`` (and every MetaData given before) a copy of the transaction table.
+
+    Versioned models may live on several declarative bases; each MetaData holding a version
+    table gets the ``transaction`` table too, so that ``create_all()`` on any of them creates
+    it (see ``tables.copy_transaction_table``).
+    """
+    main = manager.transaction_table
+    if main is None:
+        return
+    if metadata is not None and metadata is not main.metadata:
+        manager.transaction_copies.setdefault(metadata, main)
+    for other in manager.transaction_copies:
+        manager.transaction_copies[other] = tables.copy_transaction_table(main, other)
 
 
 def _find_user_mapper(manager: VersioningManager, reg: Any) -> None:
@@ -70,6 +93,8 @@ def mapper_constructed(manager: VersioningManager, mapper: Mapper[Any], cls: typ
     options = manager.resolve_options(cls)
     if not options.versioning:
         return
+    # SQLAlchemy-History sets it on every versioned class; code reads Model.__versioning_manager__.
+    cls.__versioning_manager__ = manager  # type: ignore[attr-defined]
     where = cls.__name__
     parent = mapper.inherits
     if parent is not None and not manager.is_versioned_class(parent.class_):
@@ -91,11 +116,11 @@ def mapper_constructed(manager: VersioningManager, mapper: Mapper[Any], cls: typ
     if info is None:
         info = tables.build_version_table(table, options, mapper, where)
         manager.register_version_table(info)
-        manager.plugins.after_build_version_table_columns(info)
+        build_version_table_columns(manager.plugins, manager, info, cls)
     else:
         tables.sync_version_table(info, mapper, options, where)
         # Single-table subclasses add columns: plugins see the table again (idempotently).
-        manager.plugins.after_build_version_table_columns(info)
+        build_version_table_columns(manager.plugins, manager, info, cls)
     if manager.transaction_table is None:
         factory = manager.transaction_cls
         if not isinstance(factory, TransactionFactory):
@@ -104,6 +129,7 @@ def mapper_constructed(manager: VersioningManager, mapper: Mapper[Any], cls: typ
         manager.transaction_registry = mapper.registry
         _find_user_mapper(manager, mapper.registry)
         _attach_user(manager)
+    _sync_transaction_copies(manager, table.metadata)
     _early_association_tables(manager, mapper, options)
     manager.pending_classes.append(cls)
 
@@ -128,7 +154,7 @@ def _secondary_table(prop: Any, metadata: sa.MetaData) -> Optional[sa.Table]:
     return None
 
 
-def _versioned_secondaries(mapper: Mapper[Any], configured: bool) -> list[sa.Table]:
+def _versioned_secondaries(mapper: Mapper[Any], configured: bool, options: Any) -> list[sa.Table]:
     table = mapper.local_table
     metadata = table.metadata if isinstance(table, sa.Table) else sa.MetaData()
     props = mapper.relationships if configured else mapper.iterate_properties
@@ -138,6 +164,8 @@ def _versioned_secondaries(mapper: Mapper[Any], configured: bool) -> list[sa.Tab
             continue
         if prop.parent is not mapper:
             continue
+        if prop.key in options.exclude and prop.key not in options.include:
+            continue  # an excluded relationship's links are not versioned
         secondary = prop.secondary if configured else _secondary_table(prop, metadata)
         if isinstance(secondary, sa.Table):
             found.append(secondary)
@@ -145,14 +173,17 @@ def _versioned_secondaries(mapper: Mapper[Any], configured: bool) -> list[sa.Tab
 
 
 def _add_association_table(
-    manager: VersioningManager, mapper: Mapper[Any], table: sa.Table, options: Any
+    manager: VersioningManager, mapper: Mapper[Any], table: sa.Table
 ) -> None:
     if table in manager.association_tables or table in manager.version_tables:
         return
     where = f"{mapper.class_.__name__} (association table {table.name!r})"
+    # An association table belongs to no class: the manager-wide options name and shape its
+    # version table (``table_name`` of make_versioned(options=...)), as in SQLAlchemy-History.
+    options = _options.resolve(manager.options, {}, where)
     info = tables.build_association_table(table, options, where)
     manager.register_association_table(info)
-    manager.plugins.after_build_version_table_columns(info)
+    build_version_table_columns(manager.plugins, manager, info, None)
 
 
 def _early_association_tables(
@@ -160,8 +191,8 @@ def _early_association_tables(
 ) -> None:
     # Relationships are not configured yet; those given a Table (or a known table name)
     # get their association version table now, so create_all() sees it.
-    for table in _versioned_secondaries(mapper, configured=False):
-        _add_association_table(manager, mapper, table, options)
+    for table in _versioned_secondaries(mapper, configured=False, options=options):
+        _add_association_table(manager, mapper, table)
 
 
 def after_configured(manager: VersioningManager) -> None:
@@ -171,11 +202,37 @@ def after_configured(manager: VersioningManager) -> None:
     mappers, manager.pending_associations = manager.pending_associations, []
     for mapper in mappers:
         options = manager.resolve_options(mapper.class_)
-        for table in _versioned_secondaries(mapper, configured=True):
-            _add_association_table(manager, mapper, table, options)
+        for table in _versioned_secondaries(mapper, configured=True, options=options):
+            _add_association_table(manager, mapper, table)
     pending, manager.pending_relationships = manager.pending_relationships, []
     for mapper, version_cls in pending:
         add_temporal_relationships(manager, mapper, version_cls)
+        _copy_descriptors(mapper, version_cls)
+
+
+def _copy_descriptors(mapper: Mapper[Any], version_cls: type) -> None:
+    """Give ``version_cls`` the hybrid attributes and association proxies of its parent.
+
+    A hybrid is shared as is: its functions read attributes by name, and the version class
+    has the same column and relationship names, so ``ArticleVersion.shout`` works in
+    Python and in SQL (``select(ArticleVersion).where(ArticleVersion.shout == "A")``). An
+    association proxy is rebuilt over the temporal relationship of the same name, so it
+    answers as of the version. Names the version class already has (columns, relationships,
+    ``changeset`` ...) are left alone, as are proxies whose relationship is not reflected.
+    """
+    version_mapper: Mapper[Any] = sa.inspect(version_cls)
+    for key, descriptor in mapper.all_orm_descriptors.items():
+        kind = descriptor.extension_type
+        if hasattr(version_cls, key) or key == "__mapper__":
+            continue
+        if kind in (HybridExtensionType.HYBRID_PROPERTY, HybridExtensionType.HYBRID_METHOD):
+            setattr(version_cls, key, descriptor)
+        elif (
+            isinstance(descriptor, AssociationProxy)
+            and descriptor.target_collection in version_mapper.relationships
+        ):
+            proxy = association_proxy(descriptor.target_collection, descriptor.value_attr)
+            setattr(version_cls, key, proxy)
 
 
 def before_configured(manager: VersioningManager) -> None:
@@ -185,7 +242,7 @@ def before_configured(manager: VersioningManager) -> None:
     pending, manager.pending_classes = manager.pending_classes, []
     for info in manager.version_tables.values():
         tables.refresh_types(info)
-    _map_transaction_class(manager)
+    map_transaction_class(manager)
     # Parents first: a subclass's version class inherits its parent's version class.
     for cls in sorted(pending, key=_depth):
         mapper: Mapper[Any] = sa.inspect(cls)
@@ -204,7 +261,11 @@ def _depth(cls: type) -> int:
     return sum(1 for _ in sa.inspect(cls).iterate_to_root())
 
 
-def _map_transaction_class(manager: VersioningManager) -> None:
+def map_transaction_class(manager: VersioningManager) -> None:
+    """Map the ``Transaction`` class from the ``TransactionFactory`` in ``transaction_cls``.
+
+    Runs at ``configure_mappers()``; ``manager.create_transaction_model()`` runs it earlier.
+    """
     factory = manager.transaction_cls
     if not isinstance(factory, TransactionFactory):
         return
@@ -229,6 +290,7 @@ def _map_transaction_class(manager: VersioningManager) -> None:
         table.metadata.remove(table)
         table = manager.transaction_table = factory.build_table(table.metadata)
     _attach_user(manager)
+    _sync_transaction_copies(manager)
     user_cls = manager.user_mapper.class_ if manager.user_mapper is not None else None
     manager.transaction_cls = factory(manager, table, manager.transaction_registry, user_cls)
     manager.plugins.after_build_tx_class(manager)
@@ -321,12 +383,16 @@ def _build_version_class(
     if local is None:
         kwargs["properties"] = properties
         mapper.registry.map_imperatively(version_cls, None, **kwargs)
+        # Mapping without a table leaves ``__table__ = None``; declarative single-table
+        # subclasses (and SQLAlchemy-History's version classes) carry the inherited table.
+        version_cls.__table__ = sa.inspect(version_cls).local_table  # type: ignore[attr-defined]
     else:
         mapper.registry.map_imperatively(version_cls, local, properties=properties, **kwargs)
 
     manager.version_class_map[cls] = version_cls
     manager.parent_class_map[version_cls] = cls
     manager.pending_relationships.append((mapper, version_cls))
+    manager.plugins.after_version_class_built(cls, version_cls)
 
     if parent_version is None or mapper.concrete:
         pk = [c for c in info.primary_key]

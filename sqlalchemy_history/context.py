@@ -201,6 +201,25 @@ _HINTS = {
 }
 
 
+def check_columns(manager: VersioningManager, columns: Mapping[str, Any], source: str) -> None:
+    """Raise ``ImproperlyConfigured`` when ``columns`` gives a value (other than ``None``)
+    for a column that ``manager``'s transaction table lacks, saying what to enable.
+
+    :param source: names where the value comes from, with ``{name}`` for the column, e.g.
+        ``"versioning_context({name}=...)"``.
+    """
+    table = manager.transaction_table
+    if table is None:
+        return
+    for name, value in columns.items():
+        if name not in table.c and value is not None:
+            hint = _HINTS.get(name, f"the table's columns are {', '.join(table.c.keys())}")
+            raise ImproperlyConfigured(
+                f"{source.format(name=name)} is set but the {table.name!r} table has no "
+                f"{name!r} column; {hint}."
+            )
+
+
 def transaction_columns(manager: VersioningManager) -> dict[str, Any]:
     """Return the transaction column values of the context in force, checked against
     ``manager``'s transaction table.
@@ -212,15 +231,7 @@ def transaction_columns(manager: VersioningManager) -> dict[str, Any]:
     if frame is None:
         return {}
     values = frame.values
-    table = manager.transaction_table
-    if table is not None:
-        for name, value in values.columns.items():
-            if name not in table.c and value is not None:
-                hint = _HINTS.get(name, f"the table's columns are {', '.join(table.c.keys())}")
-                raise ImproperlyConfigured(
-                    f"versioning_context({name}=...) is set but the {table.name!r} table has no "
-                    f"{name!r} column; {hint}."
-                )
+    check_columns(manager, values.columns, "versioning_context({name}=...)")
     if values.meta:
         from .plugins.transaction_meta import TransactionMetaPlugin
 

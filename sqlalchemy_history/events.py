@@ -33,18 +33,36 @@ after_rollback             Session     fires for ROLLBACK TO SAVEPOINT too, befo
 after_transaction_end      Session     forget a savepoint mark / the whole unit of work
 before_create              Table       give copied foreign-key-only columns the type their
                                        parent column resolved to (NullType until then)
+before_flush (watchdog)    Session     only with ``make_versioned(session=MySession)``: warn
+                                       once when another Session flushes versioned objects,
+                                       which nothing records
 =========================  ==========  ========================================================
+
+One listener is installed when the package is imported and never removed:
+``before_mapper_configured`` on ``Mapper`` warns about a class that declares
+``__versioned__`` but that no manager saw being mapped (``make_versioned()`` forgotten, or
+called after the class was defined), since that class would silently get no history
+("called for each mapper ... before the mapper's configure step", MapperEvents docs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, Optional
 
 from sqlalchemy import event, inspect
-from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
+from sqlalchemy.orm import (
+    InstanceState,
+    Mapper,
+    Session,
+    SessionTransaction,
+    scoped_session,
+    sessionmaker,
+)
 
 from . import configure
+from .exc import UnrecordedSessionWarning, UnversionedModelWarning
 from .manager import VersioningManager
 from .operations import Operation
 from .tables import refresh_types
@@ -70,11 +88,85 @@ def _listen(manager: VersioningManager, target: Any, name: str, fn: Callable[...
     _listeners[manager].append((target, name, fn))
 
 
+def _session_class(target: Any) -> Optional[type]:
+    """Return the Session class whose sessions the listeners on ``target`` see.
+
+    ``target`` is what ``make_versioned(session=...)`` received: a Session class, a
+    ``sessionmaker`` (its own generated subclass) or a ``scoped_session``.
+    """
+    if isinstance(target, type):
+        return target
+    if isinstance(target, scoped_session):
+        target = target.session_factory
+    if isinstance(target, sessionmaker):
+        return target.class_
+    return None
+
+
+def _watch_unrecorded_sessions(manager: VersioningManager, session: Any) -> None:
+    """With ``make_versioned(session=MySession)``, warn once when a Session of another class
+    flushes versioned objects: nothing records them (SQLAlchemy-History and Continuum
+    fail on such a flush; we record nothing and say so)."""
+    recorded = _session_class(session)
+    if recorded is None or recorded is Session:
+        return
+    warned: list[bool] = []
+
+    def before_flush(session_: Session, flush_context: Any, instances: Any) -> None:
+        if warned or isinstance(session_, recorded):
+            return
+        changed = (*session_.new, *session_.dirty, *session_.deleted)
+        names = sorted(
+            {type(o).__name__ for o in changed if manager.is_versioned_mapper(_mapper_of(o))}
+        )
+        if names:
+            warned.append(True)
+            warnings.warn(
+                f"a {type(session_).__name__} flushes versioned objects ({', '.join(names)}) "
+                f"but make_versioned(session={recorded.__name__}) records only that session "
+                f"class: this change has no history. Use {recorded.__name__}, or call "
+                f"make_versioned() without session= to record every Session.",
+                UnrecordedSessionWarning,
+                stacklevel=2,
+            )
+
+    _listen(manager, Session, "before_flush", before_flush)
+
+
+def _check_configured(mapper: Mapper[Any], cls: type) -> None:
+    """Warn when ``cls`` declares ``__versioned__`` but no active manager versions it."""
+    versioned = getattr(cls, "__versioned__", None)
+    if versioned is None:
+        return
+    if isinstance(versioned, Mapping) and versioned.get("versioning", True) is False:
+        return
+    for manager in _listeners:
+        if cls in manager.class_options or cls in manager.parent_class_map:
+            return
+    if _listeners:
+        why = "make_versioned() was called after the class was defined"
+    else:
+        why = "make_versioned() was not called (or remove_versioning() was)"
+    warnings.warn(
+        f"{cls.__name__} declares __versioned__ but has no history: {why}, so it has no "
+        f"version table and no 'versions'. Call make_versioned() before the versioned models "
+        f"are defined (imported).",
+        UnversionedModelWarning,
+        stacklevel=2,
+    )
+
+
+# Installed once, for every manager and for none: a forgotten make_versioned() has no
+# manager to listen.
+event.listen(Mapper, "before_mapper_configured", _check_configured)
+
+
 def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Session) -> None:
     """Install every listener of ``manager`` on ``mapper`` and ``session`` (idempotent)."""
     if manager in _listeners:
         return
     _listeners[manager] = []
+    _watch_unrecorded_sessions(manager, session)
 
     def mapper_constructed(mapper_: Mapper[Any], cls: type) -> None:
         known = set(manager.version_tables)
@@ -113,6 +205,8 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             manager.unit_of_work(state.session).prefetch_one(state, connection)
 
     def before_flush(session_: Session, flush_context: Any, instances: Any) -> None:
+        if not manager.options.get("versioning", True):
+            return  # switched off at run time (see after_flush)
         deleted = [
             state
             for state in map(_state_of, session_.deleted)
@@ -134,6 +228,13 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     def after_flush(session_: Session, flush_context: Any) -> None:
         root = session_.get_transaction()
         uow = manager.units_of_work.get(root) if root is not None else None
+        if not manager.options.get("versioning", True):
+            # ``versioning_manager.options["versioning"] = False`` pauses recording for every
+            # session, as SQLAlchemy-History checks it at each flush (bulk imports do this).
+            if uow is not None:
+                uow.pending.clear()
+                uow.deleted_identities.clear()
+            return
         if uow is None and manager.association_tables:
             # a flush that only changed many-to-many links recorded no object
             uow = manager.unit_of_work(session_)

@@ -7,6 +7,14 @@ The hierarchy::
     +-- ClassNotVersioned           a class (or its object) has no version class
     +-- TableNotVersioned           a table has no version table
     +-- ReverterException           a revert was asked for something that cannot be reverted
+    +-- NoChangesAttribute          Transaction.entity_names without TransactionChangesPlugin
+
+Warnings (``UserWarning`` subclasses; ``warnings.filterwarnings("error", category=...)``
+turns them into errors)::
+
+    UnversionedModelWarning         a class declares __versioned__ but gets no history
+    UnrecordedSessionWarning        a Session that make_versioned(session=...) excludes
+                                    flushed versioned objects
 """
 
 from __future__ import annotations
@@ -30,3 +38,17 @@ class TableNotVersioned(VersioningError):
 
 class ReverterException(VersioningError):
     """A revert named a relationship (or path) that the version class does not have."""
+
+
+class NoChangesAttribute(VersioningError):
+    """``Transaction.entity_names`` was read but ``TransactionChangesPlugin`` is not used."""
+
+
+class UnversionedModelWarning(UserWarning):
+    """A class declares ``__versioned__`` but no history is recorded for it: call
+    ``make_versioned()`` before the versioned models are defined."""
+
+
+class UnrecordedSessionWarning(UserWarning):
+    """A Session of a class that ``make_versioned(session=...)`` does not record flushed
+    versioned objects."""

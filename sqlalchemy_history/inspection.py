@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, Session, object_session
+from sqlalchemy.orm.util import AliasedClass, AliasedInsp
 
 from .exc import ClassNotVersioned, TableNotVersioned
 from .manager import VersioningManager
 
 
 def _class(obj_or_class: Any) -> type:
-    return obj_or_class if isinstance(obj_or_class, type) else type(obj_or_class)
+    """Return the class behind a class, an ``aliased()`` class, a mapper or an instance."""
+    if isinstance(obj_or_class, type):
+        return obj_or_class
+    if isinstance(obj_or_class, (AliasedClass, AliasedInsp)):
+        return sa.inspect(obj_or_class).mapper.class_  # type: ignore[no-any-return]
+    if isinstance(obj_or_class, Mapper):
+        return obj_or_class.class_
+    return type(obj_or_class)
 
 
 def _managers() -> list[VersioningManager]:
@@ -22,8 +30,31 @@ def _managers() -> list[VersioningManager]:
     return active_managers()
 
 
+def _table_manager(table: sa.Table) -> VersioningManager:
+    for manager in _managers():
+        if (
+            table in manager.version_tables
+            or table in manager.association_tables
+            or manager.version_info(table) is not None
+        ):
+            return manager
+    raise TableNotVersioned(
+        f"table {table.name!r} is neither versioned nor a version table; version the model "
+        f"mapped to it (__versioned__ = {{}}) or the many-to-many relationship using it."
+    )
+
+
 def get_versioning_manager(obj_or_class: Any) -> VersioningManager:
-    """Return the manager that versions ``obj_or_class`` (a model, version class or object)."""
+    """Return the manager that versions ``obj_or_class``.
+
+    Accepts a versioned model or its version class, an ``aliased()`` form of either, an
+    instance, or a ``Table`` (parent, version or association table).
+
+    :raises ClassNotVersioned: for a class no manager versions.
+    :raises TableNotVersioned: for a table no manager versions.
+    """
+    if isinstance(obj_or_class, sa.Table):
+        return _table_manager(obj_or_class)
     cls = _class(obj_or_class)
     manager = getattr(cls, "__versioning_manager__", None)
     if isinstance(manager, VersioningManager):
@@ -55,9 +86,15 @@ def version_class(model: Any) -> type:
 
 
 def parent_class(version_cls: Any) -> type:
-    """Return the model whose history ``version_cls`` records."""
+    """Return the model whose history ``version_cls`` (a class, aliased class or version
+    object) records."""
     cls = _class(version_cls)
-    return get_versioning_manager(cls).parent_class_map[cls]
+    try:
+        return get_versioning_manager(cls).parent_class_map[cls]
+    except KeyError:
+        raise ClassNotVersioned(
+            f"{cls.__name__} is not a version class; pass e.g. version_class({cls.__name__})."
+        ) from None
 
 
 def transaction_class(model: Any) -> type:
@@ -67,10 +104,14 @@ def transaction_class(model: Any) -> type:
 
 
 def version_table(table: sa.Table) -> sa.Table:
-    """Return the version table of ``table``."""
+    """Return the version table of ``table`` (a versioned model's or an association table)."""
     for manager in _managers():
         if table in manager.version_table_map:
             return manager.version_table_map[table]
+        if manager.version_info(table) is not None:
+            raise TableNotVersioned(
+                f"table {table.name!r} is a version table; parent_table() returns its parent."
+            )
     raise TableNotVersioned(f"table {table.name!r} has no version table")
 
 
@@ -194,11 +235,63 @@ def is_session_modified(session: Session) -> bool:
     return any(any(m.plugins.is_session_modified(session)) for m in _managers())
 
 
-def get_association_proxies(cls: type) -> Iterator[tuple[str, Any]]:
-    """Yield ``(name, proxy)`` for each association proxy defined on ``cls``."""
+def get_association_proxies(cls: Any) -> dict[str, Any]:
+    """Return ``{name: proxy}`` for each association proxy of ``cls`` (inherited ones too)."""
     from sqlalchemy.ext.associationproxy import AssociationProxyExtensionType
 
-    mapper: Mapper[Any] = sa.inspect(cls)
-    for key, descriptor in mapper.all_orm_descriptors.items():
-        if descriptor.extension_type is AssociationProxyExtensionType.ASSOCIATION_PROXY:
-            yield key, descriptor
+    mapper: Mapper[Any] = sa.inspect(_class(cls))
+    return {
+        key: descriptor
+        for key, descriptor in mapper.all_orm_descriptors.items()
+        if descriptor.extension_type is AssociationProxyExtensionType.ASSOCIATION_PROXY
+    }
+
+
+def is_table_column(column: Any) -> bool:
+    """Return whether ``column`` is a table ``Column`` (not an expression)."""
+    return isinstance(column, sa.Column)
+
+
+def is_internal_column(model: Any, column_name: str) -> bool:
+    """Return whether ``column_name`` is one of the columns versioning adds
+    (``transaction_id``, ``end_transaction_id``, ``operation_type`` or their option names)."""
+    return column_name in (
+        option(model, "transaction_column_name"),
+        option(model, "end_transaction_column_name"),
+        option(model, "operation_type_column_name"),
+    )
+
+
+def versioned_column_properties(obj_or_class: Any) -> Iterator[Any]:
+    """Yield the column properties of a versioned model (class or object) that are versioned."""
+    keys = _versioned_attrs(obj_or_class)
+    mapper: Mapper[Any] = sa.inspect(_class(obj_or_class))
+    for prop in mapper.column_attrs:
+        if prop.key in keys:
+            yield prop
+
+
+def versioned_relationships(obj: Any, versioned_column_keys: Iterable[str]) -> Iterator[Any]:
+    """Yield the writable relationships of ``obj`` whose local columns include a versioned
+    column (``versions`` and other view-only relationships are left out)."""
+    keys = set(versioned_column_keys)
+    mapper: Mapper[Any] = sa.inspect(_class(obj))
+    for prop in mapper.relationships:
+        if not prop.viewonly and any(c.key in keys for c in prop.local_columns):
+            yield prop
+
+
+def version_obj(session: Session, parent_obj: Any) -> Any:
+    """Return the version of ``parent_obj`` written by ``session``'s current transaction.
+
+    ``None`` before the transaction's versioned flush wrote one (one ``SELECT`` by key).
+    """
+    manager = get_versioning_manager(parent_obj)
+    uow = manager.units_of_work.get(session.get_transaction())  # type: ignore[arg-type]
+    if uow is None or uow.transaction_id is None:
+        return None
+    version_cls = manager.version_class(parent_obj)
+    identity = sa.inspect(parent_obj).identity
+    if identity is None:
+        return None
+    return session.get(version_cls, (*identity, uow.transaction_id))

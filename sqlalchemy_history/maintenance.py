@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapper, Session
 from .exc import TableNotVersioned
 from .inspection import get_versioning_manager
 from .operations import Operation
+from .tables import copy_value
 from .transaction import utc_now
 
 if TYPE_CHECKING:
@@ -495,7 +496,7 @@ def backfill_statement(
     sources: list[sa.ColumnElement[Any]] = []
     for parent_column, version_column in h.copies:
         targets.append(version_column)
-        sources.append(parent_column)
+        sources.append(copy_value(parent_column, version_column))
     targets.append(h.transaction)
     sources.append(sa.literal(transaction_id, h.transaction.type))
     targets.append(h.operation)
@@ -689,15 +690,29 @@ def vacuum_versions(
     return removed
 
 
-def vacuum(session: Session, model: type) -> int:
+def vacuum(session: Session, model: type, yield_per: Optional[int] = None) -> int:
     """Delete the versions of ``model`` that changed nothing, on ``session``'s connection.
 
     An UPDATE version identical in every versioned column to the version before it is
     removed; with the validity strategy the version before it takes over its
     ``end_transaction_id``, so the history stays continuous. Set-based: one DELETE and one
-    UPDATE per version table, whatever the number of versions. Returns how many versions
-    were removed. The caller commits.
+    UPDATE per version table, whatever the number of versions. Version objects of the
+    hierarchy already in the session are expired, so none shows a removed row or an old
+    ``end_transaction_id``. Returns how many versions were removed. The caller commits.
+
+    :param yield_per: SQLAlchemy-History's batch size for its row-by-row scan; accepted so
+        that its calls keep working, and unused: nothing is loaded into Python here.
     """
     mapper: Mapper[Any] = sa.inspect(model)
     connection = session.connection(bind_arguments={"mapper": mapper})
-    return vacuum_versions(connection, model)
+    removed = vacuum_versions(connection, model)
+    manager = get_versioning_manager(model)
+    parent = manager.parent_class_map.get(model, model)
+    root: Mapper[Any] = sa.inspect(parent).base_mapper
+    version_classes = tuple(
+        v for p, v in manager.version_class_map.items() if sa.inspect(p).base_mapper is root
+    )
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, version_classes):
+            session.expire(obj)
+    return removed

@@ -19,10 +19,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session, SessionTransaction
 from sqlalchemy.orm.exc import UnmappedColumnError
 
+from . import configure
 from . import context as _context
 from . import options as _options
-from .exc import ClassNotVersioned
-from .plugins.base import Plugin, PluginCollection
+from .exc import ClassNotVersioned, ImproperlyConfigured
+from .plugins.base import PluginCollection
 from .tables import VersionTable, attribute_key
 from .transaction import TransactionFactory
 from .unit_of_work import UnitOfWork
@@ -66,7 +67,7 @@ class VersioningManager:
         self,
         unit_of_work_cls: type[UnitOfWork] = UnitOfWork,
         options: Optional[Mapping[str, Any]] = None,
-        plugins: Optional[Iterable[Plugin]] = None,
+        plugins: Optional[Iterable[Any]] = None,
         transaction_cls: Any = None,
         user_cls: Union[type, str, None] = "User",
     ) -> None:
@@ -74,7 +75,7 @@ class VersioningManager:
         self._initial_transaction_cls = transaction_cls
         self._initial_user_cls = user_cls
         self.options: dict[str, Any] = {}
-        self.plugins = PluginCollection([])
+        self._plugins = PluginCollection()
         self._given_options = dict(options or {})
         self._given_plugins = list(plugins or [])
         self.reset()
@@ -83,7 +84,7 @@ class VersioningManager:
         """Forget every model, table, class and transaction this manager knows."""
         self.options = {f.name: f.default for f in dataclasses.fields(_options.VersioningOptions)}
         self.options.update(self._given_options)
-        self.plugins = PluginCollection(self._given_plugins)
+        self.plugins = self._given_plugins
         self.transaction_cls: Any = self._initial_transaction_cls or TransactionFactory()
         self.user_cls: Union[type, str, None] = self._initial_user_cls
         self.version_class_map: dict[type, type] = {}
@@ -96,6 +97,8 @@ class VersioningManager:
             weakref.WeakKeyDictionary()
         )
         self.transaction_table: Optional[sa.Table] = None
+        #: Copies of ``transaction_table`` in the other MetaData holding version tables.
+        self.transaction_copies: dict[sa.MetaData, sa.Table] = {}
         self.transaction_registry: Any = None
         self.user_mapper: Optional[Mapper[Any]] = None
         self.pending_classes: list[type] = []
@@ -110,6 +113,16 @@ class VersioningManager:
         self.pending_relationships: list[tuple[Mapper[Any], type]] = []
         #: Versioned mappers whose late-resolved association tables are still to check.
         self.pending_associations: list[Mapper[Any]] = []
+
+    @property
+    def plugins(self) -> PluginCollection:
+        """The plugins, in the order their hooks run; assign any iterable of plugins."""
+        return self._plugins
+
+    @plugins.setter
+    def plugins(self, plugins: Optional[Iterable[Any]]) -> None:
+        # SQLAlchemy-History test suites and apps assign a plain list after make_versioned().
+        self._plugins = PluginCollection(plugins)
 
     # -- options -------------------------------------------------------------------
 
@@ -225,14 +238,55 @@ class VersioningManager:
             self.units_of_work[root] = uow
         return uow
 
+    def get_uow(self, conn: Union[Connection, Session]) -> UnitOfWork:
+        """Return the unit of work recording on connection ``conn`` (or of session ``conn``).
+
+        SQLAlchemy-History's lookup for plugins and listeners that hold a connection.
+        ``units_of_work`` itself is keyed by the session's root ``SessionTransaction``, not
+        by connection, so that nothing is shared between sessions using one connection.
+
+        :raises KeyError: no unit of work of an active transaction records on ``conn``.
+        """
+        if isinstance(conn, Session):
+            return self.unit_of_work(conn)
+        for root, uow in list(self.units_of_work.items()):
+            if conn in uow.transaction_ids:
+                return uow
+            session = root.session
+            if session.get_transaction() is not root or not root.is_active:
+                continue
+            try:
+                bound = session.connection()
+            except sa.exc.UnboundExecutionError:  # binds per mapper only
+                continue
+            if bound is conn or bound.connection is conn.connection:
+                return uow
+        raise KeyError(conn)
+
     def transaction_values(self, uow: UnitOfWork, session: Session) -> dict[str, Any]:
         """Return the column values of a new transaction row: plugins' ``transaction_args``,
         then the ``versioning_context`` in force (it wins)."""
         values: dict[str, Any] = {}
         for plugin_values in self.plugins.transaction_args(uow, session):
-            values.update(plugin_values)
+            values.update(plugin_values or {})
         values.update(_context.transaction_columns(self))
         return values
+
+    def create_transaction_model(self) -> type:
+        """Map and return the ``Transaction`` class now instead of at ``configure_mappers()``.
+
+        SQLAlchemy-History's name; needs a versioned model mapped already (its MetaData
+        holds the ``transaction`` table).
+        """
+        if isinstance(self.transaction_cls, TransactionFactory):
+            if self.transaction_table is None:
+                raise ImproperlyConfigured(
+                    "the Transaction class is built from the transaction table, which is created "
+                    "with the first versioned model: define a model with __versioned__ before "
+                    "create_transaction_model(), or let configure_mappers() build it."
+                )
+            configure.map_transaction_class(self)
+        return self.transaction_cls  # type: ignore[no-any-return]
 
     def version_class(self, model: Any) -> type:
         cls = model if isinstance(model, type) else type(model)

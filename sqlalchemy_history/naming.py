@@ -20,13 +20,17 @@ def version_table_name(table_name: str, options: VersioningOptions) -> str:
 def version_class_name(parent: type, options: VersioningOptions) -> str:
     """Return the version class name: ``Article`` -> ``ArticleVersion``.
 
-    With ``use_module_name`` the module path is prefixed, so two ``Article`` classes in
-    different modules get distinct version classes (``BlogModelsArticleVersion``).
+    The suffix comes from the ``table_name`` template, as in SQLAlchemy-History:
+    ``"%s_history"`` gives ``ArticleHistory``, ``"%s_user_defined"`` ``ArticleUserDefined``
+    (``Version`` when the template leaves nothing). With ``use_module_name`` the module path
+    is prefixed, so two ``Article`` classes in different modules get distinct version
+    classes (``BlogModelsArticleVersion``).
     """
+    suffix = options.table_name.replace("%s", "").title().replace("_", "") or "Version"
     if options.use_module_name:
         prefix = "".join(part.title() for part in parent.__module__.split("."))
-        return f"{prefix}{parent.__name__}Version"
-    return f"{parent.__name__}Version"
+        return f"{prefix}{parent.__name__}{suffix}"
+    return f"{parent.__name__}{suffix}"
 
 
 def fit(name: str, limit: int) -> str:

@@ -67,9 +67,20 @@ def _as_tuple(value: Any, name: str, where: str) -> tuple[Any, ...]:
     raise ImproperlyConfigured(f"{where}: option {name!r} must be a list, got {value!r}")
 
 
-def check_keys(given: Iterable[str], extra_keys: Iterable[str], where: str) -> None:
-    """Warn about every key in ``given`` that neither we nor a registered plugin reads."""
-    valid = OPTION_NAMES | frozenset(extra_keys)
+#: Keys of SQLAlchemy-History / SQLAlchemy-Continuum that are accepted without a warning
+#: although no option reads them: ``transaction_changes`` is the model class that
+#: ``TransactionChangesPlugin`` stores in every ``__versioned__`` dict, and
+#: ``native_versioning`` is Continuum's trigger mode (only ``False`` is accepted).
+KNOWN_KEYS: frozenset[str] = frozenset({"transaction_changes", "native_versioning"})
+
+
+def check_keys(given: Mapping[str, Any], extra_keys: Iterable[str], where: str) -> None:
+    """Warn about every key in ``given`` that neither we nor a registered plugin reads.
+
+    :raises ImproperlyConfigured: ``native_versioning`` is true.
+    """
+    refuse_native_versioning(given, where)
+    valid = OPTION_NAMES | KNOWN_KEYS | frozenset(extra_keys)
     for key in given:
         if key not in valid:
             close = difflib.get_close_matches(key, sorted(valid), n=1)
@@ -82,6 +93,17 @@ def check_keys(given: Iterable[str], extra_keys: Iterable[str], where: str) -> N
             )
 
 
+def refuse_native_versioning(given: Mapping[str, Any], where: str) -> None:
+    """Raise ``ImproperlyConfigured`` if ``given`` asks for Continuum's trigger mode."""
+    if given.get("native_versioning"):
+        raise ImproperlyConfigured(
+            f"{where}: native_versioning=True (SQLAlchemy-Continuum's PostgreSQL trigger mode) "
+            f"is not supported: sqlalchemy_history writes history from Session flushes, on "
+            f"every database, and installs no trigger, so statements run outside the ORM are "
+            f"not recorded. Remove the option; docs/migrating.md says what is recorded."
+        )
+
+
 def resolve(
     manager_options: Mapping[str, Any],
     class_options: Mapping[str, Any],
@@ -91,6 +113,7 @@ def resolve(
 
     :param where: names the model in error messages, e.g. ``"Article.__versioned__"``.
     """
+    refuse_native_versioning(manager_options, where)
     merged = {k: v for k, v in manager_options.items() if k in OPTION_NAMES}
     merged.update({k: v for k, v in class_options.items() if k in OPTION_NAMES})
     for name in ("exclude", "include"):

@@ -158,10 +158,19 @@ def temporal_relationship(
             in_target = isinstance(element, sa.Column) and element.table in target_tables
             return remote(replaced) if replaced is not None and in_target else replaced
 
-        link = sa.exists().where(
-            _translate(prop.primaryjoin, remote_target),
-            _translate(prop.secondaryjoin, remote_target),
-            link_valid,
+        # The primaryjoin holds the local side, the secondaryjoin the target side: only the
+        # latter is remote. A self-referential relationship has one table on both sides,
+        # so which join a column comes from is what tells them apart.
+        # Correlated to both version tables wherever the EXISTS sits: in a lazy load the
+        # local side is bound, but in ``ArticleVersion.tags.any(...)`` it is two levels up.
+        link = (
+            sa.exists()
+            .where(
+                _translate(prop.primaryjoin, replace),
+                _translate(prop.secondaryjoin, remote_target),
+                link_valid,
+            )
+            .correlate_except(association.table)
         )
         assert target_info is not None
         join = sa.and_(
@@ -193,7 +202,11 @@ def add_temporal_relationships(
     if local is None:
         return
     version_mapper: Mapper[Any] = sa.inspect(version_cls)
+    options = manager.resolve_options(mapper.class_)
+    excluded = set(options.exclude) - set(options.include)
     for prop in mapper.relationships:
+        if prop.key in excluded:
+            continue  # excluded from history by name
         if prop.parent is not mapper and not mapper.concrete:
             continue  # inherited: the parent class's version class has it
         if prop.mapper.class_ in manager.parent_class_map:

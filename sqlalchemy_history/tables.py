@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.sql.schema import SchemaItem
 
 from . import naming
+from .dialects.postgresql import EnumCopy
 from .exc import ImproperlyConfigured
 from .options import VersioningOptions
 
@@ -121,18 +122,49 @@ def versioned_columns(
     return result
 
 
+def version_type(type_: Any) -> Any:
+    """Return the type of a version column copying a parent column of type ``type_``.
+
+    A named ``Enum`` becomes a copy named ``history_<name>``: on PostgreSQL that is the
+    version table's own ``CREATE TYPE``, named as SQLAlchemy-History names it, so databases
+    and Alembic migrations made for it keep applying. Every other type is shared as is.
+    """
+    if isinstance(type_, sa.Enum) and type_.name is not None:
+        copied = type_.copy()  # type: ignore[no-untyped-call]
+        copied.name = f"history_{type_.name}"
+        return copied
+    return type_
+
+
+def copy_value(source: sa.ColumnElement[Any], target: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """Return ``source`` (a parent column) as a value for version column ``target`` in an
+    ``INSERT ... SELECT``: wrapped in ``EnumCopy`` when ``target`` is a native enum of
+    another type (``history_<name>``), which PostgreSQL only accepts through text."""
+    target_type = target.type
+    if (
+        isinstance(target_type, sa.Enum)
+        and target_type.native_enum
+        and getattr(source.type, "name", None) != target_type.name
+    ):
+        return EnumCopy(source, target_type)
+    return source
+
+
 def _copy(column: sa.Column[Any], key: str, primary_key: Optional[bool] = None) -> sa.Column[Any]:
     # Same name and type; no defaults, server defaults, autoincrement, unique constraints or
-    # foreign keys: a version row records values, it never generates or enforces them.
+    # foreign keys: a version row records values, it never generates or enforces them. A
+    # column indexed in its parent (``index=True``) is indexed here too, as in
+    # SQLAlchemy-History, so searching history by it stays fast and schemas match.
     if primary_key is None:
         primary_key = column.primary_key
     return sa.Column(
         column.name,
-        column.type,
+        version_type(column.type),
         key=key,
         primary_key=primary_key,
         nullable=not primary_key,
         autoincrement=False,
+        index=bool(column.index) and not primary_key,
         comment=column.comment,
         info={INFO_KEY: COPY},
     )
@@ -264,7 +296,18 @@ def refresh_types(info: VersionTable) -> None:
         if isinstance(copy.type, sa.types.NullType) and not isinstance(
             parent_column.type, sa.types.NullType
         ):
-            copy.type = parent_column.type
+            copy.type = version_type(parent_column.type)
+
+
+def table_key(metadata: sa.MetaData, name: str, schema: Optional[str] = None) -> str:
+    """Return the key under which ``metadata.tables`` holds table ``name``.
+
+    A table declared without a schema gets the MetaData's default schema
+    (``MetaData(schema="app")``), and its key names it: ``"app.transaction"``.
+    """
+    if schema is None:
+        schema = metadata.schema
+    return name if schema is None else f"{schema}.{name}"
 
 
 def build_transaction_table(
@@ -275,7 +318,7 @@ def build_transaction_table(
     ``id`` is an identity column; SQLite only autoincrements ``INTEGER PRIMARY KEY``, hence
     the type variant (no Sequence object is ever created).
     """
-    key = "transaction" if schema is None else f"{schema}.transaction"
+    key = table_key(metadata, "transaction", schema)
     if key in metadata.tables:
         return metadata.tables[key]
     columns: list[SchemaItem] = [
@@ -290,7 +333,50 @@ def build_transaction_table(
     ]
     if remote_addr:
         columns.append(sa.Column("remote_addr", sa.String(50)))
-    return sa.Table("transaction", metadata, *columns, schema=schema)
+    table = sa.Table("transaction", metadata, *columns, schema=schema)
+    table.info[INFO_KEY] = TRANSACTION
+    return table
+
+
+def copy_transaction_table(source: sa.Table, metadata: sa.MetaData) -> sa.Table:
+    """Return the transaction table ``source`` copied into another ``metadata``.
+
+    Versioned models on a second declarative base (another MetaData) need the table in
+    their MetaData too, so that its ``create_all()`` and Alembic autogenerate create it.
+    The copy has ``source``'s name, schema, columns and indexes: it describes the same
+    database table, where every transaction row is written (through ``source``). A foreign
+    key to a table of another MetaData (a user table on the first base) is left out, since
+    this MetaData could not create it. A copy that no longer matches ``source`` is rebuilt.
+    """
+    schema = source.schema if source.schema is not None else sa.schema.BLANK_SCHEMA
+    existing = metadata.tables.get(source.key)
+    if existing is not None:
+        if existing.info.get(INFO_KEY) != TRANSACTION or existing.c.keys() == source.c.keys():
+            return existing
+        metadata.remove(existing)
+    columns = []
+    for column in source.columns:
+        args: list[SchemaItem] = [sa.Identity()] if column.identity is not None else []
+        args += [
+            sa.ForeignKey(fk.column)
+            for fk in column.foreign_keys
+            if fk.column.table.metadata is metadata
+        ]
+        columns.append(
+            sa.Column(
+                column.name,
+                column.type,
+                *args,
+                key=column.key,
+                primary_key=column.primary_key,
+                nullable=column.nullable,
+                autoincrement=column.autoincrement,
+            )
+        )
+    copy = sa.Table(source.name, metadata, *columns, schema=schema, info={INFO_KEY: TRANSACTION})
+    for index in source.indexes:
+        sa.Index(index.name, *(copy.c[c.key] for c in index.columns))
+    return copy
 
 
 def add_user_column(transaction_table: sa.Table, user_table: sa.Table, where: str) -> None:

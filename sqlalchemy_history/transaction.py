@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import object_session, registry, relationship
 
 from . import tables
+from .exc import NoChangesAttribute
 
 if TYPE_CHECKING:
     from .manager import VersioningManager
@@ -48,8 +49,24 @@ class TransactionBase:
                 result[version_cls] = rows
         return result
 
+    @property
+    def entity_names(self) -> list[str]:
+        """Names of the model classes this transaction changed (``TransactionChangesPlugin``)."""
+        raise NoChangesAttribute(
+            "Transaction.entity_names needs TransactionChangesPlugin; add it to "
+            "make_versioned(plugins=[...]), or use Transaction.changed_entities."
+        )
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} id={self.id!r} issued_at={self.issued_at!r}>"
+        """``<Transaction id=1, issued_at=datetime(...)>``, SQLAlchemy-History's format.
+
+        ``user=...`` follows when the user relationship is loaded (a repr never queries).
+        """
+        fields = [f"id={self.id!r}", f"issued_at={self.issued_at!r}"]
+        loaded = sa.inspect(self).dict
+        if "user" in loaded:
+            fields.append(f"user={loaded['user']!r}")
+        return f"<{type(self).__name__} {', '.join(fields)}>"
 
 
 class TransactionFactory:
@@ -68,11 +85,19 @@ class TransactionFactory:
     def __call__(
         self,
         manager: VersioningManager,
-        table: sa.Table,
-        reg: registry,
+        table: Optional[sa.Table] = None,
+        reg: Optional[registry] = None,
         user_cls: Optional[type] = None,
     ) -> type:
-        """Map and return the ``Transaction`` class on ``table`` in registry ``reg``."""
+        """Map and return the ``Transaction`` class on ``table`` in registry ``reg``.
+
+        ``factory(manager)``, SQLAlchemy-History's spelling, maps it now on the manager's
+        transaction table (``manager.create_transaction_model()``) and returns it.
+        """
+        if table is None or reg is None:
+            if isinstance(manager.transaction_cls, TransactionFactory):
+                manager.transaction_cls = self
+            return manager.create_transaction_model()
         cls = type(
             "Transaction",
             (TransactionBase,),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar, ca
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, object_session
+from sqlalchemy.orm.util import identity_key
 
 from . import strategies
 from .changeset import Change, as_dict, diff
@@ -37,18 +38,45 @@ class _NeedsAwait(sa.exc.MissingGreenlet):
     """``MissingGreenlet`` from a history query of a version in an ``AsyncSession``."""
 
 
-def _awaitable_form(form: str) -> Callable[[_F], _F]:
+def _outside_greenlet(obj: Any) -> bool:
+    """Return whether ``obj`` belongs to an ``AsyncSession`` and this code runs outside the
+    greenlet that session's queries need (plain attribute access from a coroutine)."""
+    session = object_session(obj)
+    if session is None:
+        return False
+    try:
+        from sqlalchemy.ext.asyncio import async_session
+        from sqlalchemy.util.concurrency import in_greenlet
+    except ImportError:  # no greenlet installed: no AsyncSession either
+        return False
+    return async_session(session) is not None and not in_greenlet()
+
+
+def _awaitable_form(form: str, queries: Optional[Callable[..., bool]] = None) -> Callable[[_F], _F]:
     """Name ``form`` in the ``MissingGreenlet`` a synchronous history query raises in async code.
 
     An ``AsyncSession`` runs queries only inside its greenlet; reached from plain attribute
     access (``version.previous``) SQLAlchemy raises ``MissingGreenlet`` (or a
     ``StatementError`` wrapping it) without saying what to do instead. It is re-raised as a
     ``MissingGreenlet`` naming the awaitable spelling.
+
+    :param queries: ``queries(self, *args, **kwargs)`` tells whether this call will query
+        (default: always); a call that will not may run outside the greenlet.
     """
 
     def decorate(method: _F) -> _F:
+        def needs_await(self: Any) -> _NeedsAwait:
+            return _NeedsAwait(
+                f"{type(self).__name__}.{method.__name__} queries the database, and this "
+                f"version belongs to an AsyncSession: in async code use `{form}` instead."
+            )
+
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _outside_greenlet(self) and (queries is None or queries(self, *args, **kwargs)):
+                # Refuse before any I/O: a query started here would leave the driver's
+                # coroutine un-awaited ("coroutine ... was never awaited" warnings).
+                raise needs_await(self)
             try:
                 return method(self, *args, **kwargs)
             except (sa.exc.MissingGreenlet, sa.exc.StatementError) as error:
@@ -59,10 +87,7 @@ def _awaitable_form(form: str) -> Callable[[_F], _F]:
                 # Raised again by an enclosing call (changeset -> previous): the outermost
                 # name is the one the user wrote.
                 origin = error.__cause__ if isinstance(error, _NeedsAwait) else error
-                raise _NeedsAwait(
-                    f"{type(self).__name__}.{method.__name__} queries the database, and this "
-                    f"version belongs to an AsyncSession: in async code use `{form}` instead."
-                ) from origin
+                raise needs_await(self) from origin
 
         return cast(_F, wrapper)
 
@@ -158,7 +183,7 @@ class VersionMixin:
     @_awaitable_form("await version.awaitable_attrs.changes")
     def changes(self) -> tuple[Change, ...]:
         """What this version changed, as ``Change(key, old, new)`` values."""
-        return diff(self._attribute_keys(), self.previous, self, self.operation)
+        return diff(self._attribute_keys(), self.previous, self)
 
     @property
     @_awaitable_form("await version.achangeset")
@@ -170,7 +195,19 @@ class VersionMixin:
 
     # -- revert --------------------------------------------------------------------
 
-    @_awaitable_form("await version.arevert(relations=...)")
+    def _reverts_from_memory(self, relations: Optional[list[str]] = None) -> bool:
+        """Whether ``revert(relations)`` needs no query: no relations, parent in the session."""
+        if relations:
+            return False
+        session = self._session()
+        parent_cls = self.__versioning_manager__.parent_class_map[type(self)]
+        pk = tuple(self._pk())
+        return identity_key(parent_cls, pk) in session.identity_map
+
+    @_awaitable_form(
+        "await version.arevert(relations=...)",
+        queries=lambda self, relations=None: not self._reverts_from_memory(relations),
+    )
     def revert(self, relations: Optional[list[str]] = None) -> Any:
         """Restore the parent object to this version and return it (the caller commits).
 
@@ -239,6 +276,15 @@ class VersionMixin:
         return accessor.__get__(self, type(self))
 
     def __repr__(self) -> str:
-        mapper = sa.inspect(type(self))
-        values = ", ".join(f"{k}={getattr(self, k, None)!r}" for k in mapper.columns.keys()[:4])
-        return f"<{type(self).__name__} {values}>"
+        """``ArticleVersion(id=1, transaction_id=2, operation_type=0)``, SQLAlchemy-History's
+        format; an attribute not loaded shows ``<not loaded>`` (a repr never queries)."""
+        info = self._version_info()
+        keys = [c.key for c in info.version_primary_key]
+        keys += [info.options.transaction_column_name, info.options.operation_type_column_name]
+        loaded = sa.inspect(self).dict
+        values = (f"{k}={loaded[k]!r}" if k in loaded else f"{k}=<not loaded>" for k in keys)
+        return f"{type(self).__name__}({', '.join(values)})"
+
+
+#: SQLAlchemy-Continuum's name for the base of every version class (its API page).
+VersionClassBase = VersionMixin

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .dialects import BATCH_EXECUTION_OPTIONS, KeyNormalizer, rules_for
-from .tables import VersionTable
+from .tables import VersionTable, copy_value
 
 #: Bind parameter prefix for the WHERE clause of the in-place UPDATE, so that key values
 #: and new column values can share one parameter dictionary.
@@ -279,15 +279,16 @@ def copy_versions(
     for key, value in extra.items():
         column = info.table.c[key]
         target.append(column)
-        constant = sa.literal(value, column.type)
+        constant: sa.ColumnElement[Any] = sa.literal(value, column.type)
         # A typed parameter for drivers that prepare on the server (asyncpg); MySQL has
         # no CAST to a boolean type and needs none.
         if not isinstance(column.type, sa.Boolean):
             constant = sa.cast(constant, column.type)
         values.append(constant)
+    copied = [copy_value(c, info.columns[c]) for c in parents]
     rules = rules_for(connection.dialect)
     for predicate in rules.key_chunks(info.primary_key, keys):
-        source = sa.select(*parents, *values).where(predicate)
+        source = sa.select(*copied, *values).where(predicate)
         connection.execute(info.table.insert().from_select(target, source))
 
 

@@ -20,6 +20,7 @@ from sqlalchemy_history import (
     version_class,
     versioning_manager,
 )
+from sqlalchemy_history.exc import UnversionedModelWarning
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -383,13 +384,14 @@ def test_remove_versioning_removes_listeners_and_resets_manager():
     assert versioning_manager.options["strategy"] == "validity"
     assert isinstance(versioning_manager.transaction_cls, TransactionFactory)
 
-    # Models defined now are not versioned at all.
+    # Models defined now are not versioned at all (and a warning says so).
     class Plain(DeclarativeBase):
         pass
 
     try:
         cls = article(Plain)
-        configure_mappers()
+        with pytest.warns(UnversionedModelWarning, match="Article"):
+            configure_mappers()
         assert "article_version" not in Plain.metadata.tables
         assert "transaction" not in Plain.metadata.tables
         assert "versions" not in sa.inspect(cls).attrs

@@ -99,6 +99,12 @@ REQUIRED_UTILS = [
     "option",
     "get_association_proxies",
     "vacuum",
+    # SQLAlchemy-History 2.2.1's utils that applications and plugins import
+    "version_obj",
+    "versioned_column_properties",
+    "versioned_relationships",
+    "is_internal_column",
+    "is_table_column",
 ]
 
 
@@ -162,6 +168,7 @@ def test_exc_module():
         assert cls is getattr(sqlalchemy_history, name)
         assert issubclass(cls, exc.VersioningError)
     assert issubclass(exc.ReverterException, exc.VersioningError)
+    assert issubclass(exc.NoChangesAttribute, exc.VersioningError)
 
 
 def test_unit_of_work_module(versioned):

@@ -628,7 +628,8 @@ def test_use_module_name(build):
 def test_version_class_name_without_module_name(build):
     _, models = build(two_models)
     assert version_class(models["Article"]).__name__ == "ArticleVersion"
-    assert version_class(models["Tag"]).__name__ == "TagVersion"
+    # The suffix follows the table_name template ("%s_log"), as in SQLAlchemy-History.
+    assert version_class(models["Tag"]).__name__ == "TagLog"
 
 
 def test_create_models_false_records_history(versioned):

@@ -6,6 +6,7 @@ from .activity import ActivityPlugin as ActivityPlugin
 from .base import HOOKS as HOOKS
 from .base import Plugin as Plugin
 from .base import PluginCollection as PluginCollection
+from .flask import FlaskPlugin as FlaskPlugin
 from .null_delete import NullDeletePlugin as NullDeletePlugin
 from .property_mod_tracker import PropertyModTrackerPlugin as PropertyModTrackerPlugin
 from .transaction_changes import TransactionChangesPlugin as TransactionChangesPlugin
@@ -14,6 +15,7 @@ from .transaction_meta import TransactionMetaPlugin as TransactionMetaPlugin
 __all__ = [
     "HOOKS",
     "ActivityPlugin",
+    "FlaskPlugin",
     "NullDeletePlugin",
     "Plugin",
     "PluginCollection",

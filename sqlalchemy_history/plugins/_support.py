@@ -100,7 +100,8 @@ def table_beside_transactions(uow: UnitOfWork, name: str) -> sa.Table:
     """Return table ``name`` from the MetaData holding ``uow``'s transaction table."""
     transaction_table = uow.manager.transaction_table
     assert transaction_table is not None, "versioned models are not configured yet"
-    return transaction_table.metadata.tables[name]
+    metadata = transaction_table.metadata
+    return metadata.tables[name if metadata.schema is None else f"{metadata.schema}.{name}"]
 
 
 def identity_column(name: str) -> sa.Column[Any]:
@@ -125,7 +126,8 @@ def plugin_table(
 
     A table of that name that we did not build is an error, not silently reused.
     """
-    table = metadata.tables.get(name)
+    key = name if metadata.schema is None else f"{metadata.schema}.{name}"
+    table = metadata.tables.get(key)
     if table is None:
         table = build()
         table.info[INFO_KEY] = plugin

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Union, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union, overload
 
 from ..exc import ImproperlyConfigured
 
@@ -42,6 +43,9 @@ class Plugin:
         columns to it, so implementations must be idempotent. ``info.table.metadata`` is
         also where a plugin creates its own tables, early enough for ``create_all()``.
         """
+
+    def after_version_class_built(self, parent_cls: type, version_cls: type) -> None:
+        """``version_cls``, the version class of ``parent_cls``, has been mapped."""
 
     def before_flush(self, uow: UnitOfWork, session: Session) -> None:
         """A session with versioned changes is about to flush."""
@@ -106,12 +110,16 @@ HOOKS: frozenset[str] = frozenset(
 )
 
 
-def _check(plugin: Plugin) -> Plugin:
+def _check(plugin: Any) -> Any:
+    """Accept ``plugin``: any object (duck typing), checked further if it is a ``Plugin``.
+
+    A ``Plugin`` subclass whose method looks like a hook but is none (``after_flsuh``)
+    fails here, at registration, rather than being silently never called. Plain objects
+    implementing some hooks are accepted as SQLAlchemy-History accepts them; only the hooks
+    they have are called.
+    """
     if not isinstance(plugin, Plugin):
-        raise ImproperlyConfigured(
-            f"{plugin!r} is not a sqlalchemy_history plugin; subclass "
-            f"sqlalchemy_history.plugins.Plugin."
-        )
+        return plugin
     for name, _ in inspect.getmembers(type(plugin), inspect.isfunction):
         if name.startswith(_HOOK_PREFIXES) and name not in HOOKS:
             raise ImproperlyConfigured(
@@ -121,21 +129,77 @@ def _check(plugin: Plugin) -> Plugin:
     return plugin
 
 
+@dataclasses.dataclass
+class ReferenceTableBuilder:
+    """What SQLAlchemy-History's ``after_build_version_table_columns(table_builder, columns)``
+    hook receives as ``table_builder``; given to duck-typed plugins written for it."""
+
+    manager: Any
+    parent_table: Any
+    #: The versioned class, ``None`` for a many-to-many association table.
+    model: Optional[type]
+    table_name: str
+
+    def option(self, name: str) -> Any:
+        if self.model is None:
+            return self.manager.options[name]
+        return self.manager.option(self.model, name)
+
+
+def build_version_table_columns(
+    plugins: PluginCollection, manager: Any, info: VersionTable, model: Optional[type]
+) -> None:
+    """Run ``after_build_version_table_columns`` on every plugin that has it.
+
+    A plugin written for SQLAlchemy-History (not a ``Plugin`` subclass) whose hook takes
+    ``(table_builder, columns)`` gets those, and the columns it appends to ``columns`` are
+    added to the version table, as they were there.
+    """
+    for plugin in plugins:
+        hook = getattr(plugin, "after_build_version_table_columns", None)
+        if hook is None:
+            continue
+        if isinstance(plugin, Plugin) or len(inspect.signature(hook).parameters) < 2:
+            hook(info)
+            continue
+        builder = ReferenceTableBuilder(manager, info.parent, model, info.table.name)
+        columns: list[Any] = []
+        hook(builder, columns)
+        for column in columns:
+            if column.key not in info.table.c:
+                info.table.append_column(column)
+
+
 class PluginCollection:
-    """The plugins of a manager, in order; calling a hook name runs it on each plugin."""
+    """The plugins of a manager, in order: a list-like container (``append``, indexing,
+    assignment, ``del``) where calling a hook name runs it on every plugin that has it::
 
-    def __init__(self, plugins: Iterable[Plugin] = ()) -> None:
-        self._plugins: list[Plugin] = [_check(p) for p in plugins]
+        >>> versioning_manager.plugins
+        <PluginCollection [<PropertyModTrackerPlugin ...>]>
+        >>> versioning_manager.plugins.before_flush(uow, session)  # each plugin's, in order
+    """
 
-    def append(self, plugin: Plugin) -> None:
+    def __init__(self, plugins: Optional[Iterable[Any]] = None) -> None:
+        given = plugins.plugins if isinstance(plugins, PluginCollection) else plugins or ()
+        self._plugins: list[Any] = [_check(p) for p in given]
+
+    @property
+    def plugins(self) -> list[Any]:
+        """The plugins as a list (SQLAlchemy-History's attribute)."""
+        return self._plugins
+
+    def append(self, plugin: Any) -> None:
         self._plugins.append(_check(plugin))
 
     @overload
-    def __getitem__(self, index: int) -> Plugin: ...
+    def __getitem__(self, index: int) -> Any: ...
     @overload
-    def __getitem__(self, index: slice) -> list[Plugin]: ...
-    def __getitem__(self, index: Union[int, slice]) -> Union[Plugin, list[Plugin]]:
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: Union[int, slice]) -> Any:
         return self._plugins[index]
+
+    def __setitem__(self, index: int, plugin: Any) -> None:
+        self._plugins[index] = _check(plugin)
 
     def __delitem__(self, index: Union[int, slice]) -> None:
         del self._plugins[index]
@@ -143,28 +207,37 @@ class PluginCollection:
     def __len__(self) -> int:
         return len(self._plugins)
 
-    def __iter__(self) -> Iterator[Plugin]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._plugins)
 
     def __repr__(self) -> str:
-        return f"PluginCollection({self._plugins!r})"
+        return f"<PluginCollection [{', '.join(map(repr, self._plugins))}]>"
 
     def overrides(self, hook: str) -> bool:
         """Return whether any plugin implements ``hook`` (rather than inheriting the no-op)."""
         default = getattr(Plugin, hook)
-        return any(getattr(type(p), hook) is not default for p in self._plugins)
+        return any(
+            getattr(type(p), hook, default) is not default
+            for p in self._plugins
+            if callable(getattr(p, hook, None))
+        )
 
     def option_keys(self) -> frozenset[str]:
         keys: frozenset[str] = frozenset()
         for plugin in self._plugins:
-            keys |= plugin.option_keys
+            keys |= frozenset(getattr(plugin, "option_keys", ()))
         return keys
 
     def __getattr__(self, name: str) -> Any:
-        if name not in HOOKS:
+        if name.startswith("__"):
             raise AttributeError(name)
 
         def call_all(*args: Any, **kwargs: Any) -> list[Any]:
-            return [getattr(plugin, name)(*args, **kwargs) for plugin in self._plugins]
+            results = []
+            for plugin in self._plugins:
+                hook = getattr(plugin, name, None)
+                if hook is not None:
+                    results.append(hook(*args, **kwargs))
+            return results
 
         return call_all

@@ -108,6 +108,16 @@ class TransactionChangesPlugin(Plugin):
         self.model_class = cls
         manager.transaction_changes_cls = cls
 
+    def after_build_models(self, manager: Any) -> None:
+        # Both peers' documentation reads the class from any versioned model:
+        # ``TransactionChanges = Article.__versioned__["transaction_changes"]``.
+        if self.model_class is None:
+            return
+        for cls, options in manager.class_options.items():
+            versioned = getattr(cls, "__versioned__", None)
+            if options.versioning and isinstance(versioned, dict):
+                versioned["transaction_changes"] = self.model_class
+
     # -- recording -----------------------------------------------------------------
 
     def after_rollback_savepoint(self, uow: UnitOfWork, session: Session) -> None:

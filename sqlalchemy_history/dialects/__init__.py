@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 if TYPE_CHECKING:
-    from .tables import VersionTable
+    from ..tables import VersionTable
 
 #: Maps a primary key (tuple of values) to what the database considers the same key.
 KeyNormalizer = Callable[[tuple[Any, ...]], Hashable]
