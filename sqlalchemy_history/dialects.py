@@ -15,6 +15,8 @@ SQL Server  ``EXISTS (SELECT * FROM (VALUES (?, ?), ...) AS k (a, b) WHERE k.a =
 others      ``(a = ? AND b = ?) OR ...``, 500 keys per statement
 ==========  ==========================================================================
 
+A single composite key is ``a = ? AND b = ?`` everywhere: a plain key lookup.
+
 Each shape is planned in time linear in the number of keys, and every statement is
 bounded (``chunk_size``), so no statement we emit takes long to parse or plan: PostgreSQL
 cannot cancel a statement while it parses one (an OR of 20,000 ANDs ignored
@@ -75,6 +77,11 @@ class DialectRules:
             chunk = keys[start : start + size]
             if len(columns) == 1:
                 yield columns[0].in_([key[0] for key in chunk])
+            elif len(chunk) == 1:
+                # One object (the common flush): "a = ? AND b = ?" is a key lookup for any
+                # planner; SQLite without statistics would rather scan another index than
+                # look a one-row list up.
+                yield sa.and_(*(c == v for c, v in zip(columns, chunk[0])))
             else:
                 yield self.match_composite(columns, chunk)
 

@@ -466,6 +466,19 @@ def test_composite_keys_are_matched_per_backend(m: SimpleNamespace, dialect_name
         assert sorted(key_values(compiled)) == sorted(v for key in keys for v in key), step
 
 
+@pytest.mark.parametrize("dialect_name", list(DIALECTS))
+def test_one_composite_key_is_matched_by_equality(m: SimpleNamespace, dialect_name: str) -> None:
+    """The flush of one object: a plain key lookup, whatever the list shape (SQLite
+    without statistics scans the end_transaction_id index for a one-row VALUES list)."""
+    d = dialect(dialect_name)
+    info = info_of(m.Line)
+    for step, executed in key_matching_statements(info, sample_keys(info, 1), d).items():
+        (statement,) = executed
+        sql = " ".join(str(compile_one(*statement, d)).split())
+        assert re.search(rf"{_T}\.order_id = \S+ AND {_T}\.line_no = \S+", sql), (step, sql)
+        assert not re.search(r"\b(IN|EXISTS|OR)\b", sql), (step, sql)
+
+
 def test_unknown_dialects_get_the_portable_or_in_bounded_chunks(m: SimpleNamespace) -> None:
     d = dialect("sqlite")
     d.name = "somedb"  # no rules of its own
