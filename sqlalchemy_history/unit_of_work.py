@@ -522,10 +522,12 @@ class UnitOfWork:
         """
         deleted_states = {c.state for c in pending if c.operation is Operation.DELETE}
         states: dict[InstanceState[Any], None] = dict.fromkeys(c.state for c in pending)
-        for obj in (*session.new, *session.dirty, *session.deleted):
+        # Session.deleted builds a new set on every access: once, not once per object.
+        deleted = session.deleted
+        for obj in (*session.new, *session.dirty, *deleted):
             state: InstanceState[Any] = sa.inspect(obj)
             states.setdefault(state)
-            if obj in session.deleted:
+            if obj in deleted:
                 deleted_states.add(state)
         for state in states:
             props = self.manager.association_props(state.mapper)

@@ -10,10 +10,12 @@ with ``asyncio.run`` (``run()`` below), which disposes the async engine inside i
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +23,7 @@ from typing import Any, Callable
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import relationship, selectinload
+from test_dialects import typed_key_models
 
 from conftest import count_statements, selected_databases
 from sqlalchemy_history import Operation, version_class, versioning_manager
@@ -684,6 +687,45 @@ def test_concurrent_tasks_on_one_engine_keep_their_transactions_apart(v, async_e
         assert [ends[tx] for tx in chain] == [*chain[1:], None]
     assert len(versioning_manager.units_of_work) == 0
     assert len(versioning_manager.session_connection_map) == 0
+
+
+# -- composite key lists -------------------------------------------------------------------
+
+
+def test_composite_keys_of_several_types_bind_through_the_driver(versioned, async_engine):
+    """Composite key lists (dialects.py) bind through each async driver: on PostgreSQL one
+    typed array per key column, which asyncpg and psycopg encode by the declared type."""
+    v = versioned(typed_key_models, options={"support_async": True})
+    Session = sessionmaker(async_engine)
+    day = datetime.date(2024, 2, 29)
+    keys = [
+        (uuid.UUID(int=i % 3), f"c{i}", day + datetime.timedelta(days=i % 2)) for i in range(12)
+    ]
+
+    async def main() -> None:
+        async with Session() as session:
+            entries = [v.Entry(ledger=u, code=c, day=d, amount=1) for u, c, d in keys]
+            session.add_all(entries)
+            await session.commit()
+            for entry in entries[::2]:
+                entry.amount = 2
+            await session.commit()
+            for entry in entries[::3]:
+                await session.delete(entry)
+            await session.commit()
+
+    run(async_engine, main)
+    rows = v.rows("entry_version", ["ledger", "code", "day", "transaction_id"])
+    tx1, tx2, tx3 = sorted({r["transaction_id"] for r in rows})
+    by_key: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    for r in rows:
+        key = (r["ledger"], r["code"], r["day"])
+        by_key[key].append((r["transaction_id"], r["operation_type"], r["end_transaction_id"]))
+    assert set(by_key) == set(keys)
+    for i, key in enumerate(keys):
+        chain = [(tx1, INSERT)] + [(tx2, UPDATE)] * (i % 2 == 0) + [(tx3, DELETE)] * (i % 3 == 0)
+        ends = [tx for tx, _ in chain[1:]] + [None]
+        assert by_key[key] == [(tx, op, end) for (tx, op), end in zip(chain, ends)], key
 
 
 # -- the example ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from sqlalchemy_history import (
     versioning_manager,
     writer,
 )
-from sqlalchemy_history.dialects import rules_for
+from sqlalchemy_history.dialects import DialectRules, rules_for
 from sqlalchemy_history.unit_of_work import UnitOfWork
 
 DIALECTS: dict[str, Callable[[], Dialect]] = {
@@ -320,6 +320,7 @@ def library_statements(m: SimpleNamespace, d: Dialect) -> list[tuple[str, Any, A
         rows = sample_rows(info, keys)
         run(f"{name} fetch_missing", writer.fetch_missing, info, keys, others)
         run(f"{name} fetch_missing locked", writer.fetch_missing, info, keys, others, lock=True)
+        run(f"{name} fetch_from_history", writer.fetch_from_history, info, keys, others, 7)
         run(f"{name} close_versions", writer.close_versions, info, keys, 7)
         run(f"{name} insert_versions", writer.insert_versions, info, rows)
         run(f"{name} copy_versions", writer.copy_versions, info, keys, 7, 1)
@@ -365,6 +366,7 @@ def test_library_statements_are_dialect_neutral(m: SimpleNamespace, dialect_name
         for step in (
             "fetch_missing",
             "fetch_missing locked",
+            "fetch_from_history",
             "insert_versions",
             "copy_versions",
             "copy_versions constants",
@@ -415,30 +417,131 @@ def test_subquery_strategy_never_closes_versions(m: SimpleNamespace, dialect_nam
     assert conn.executed == []
 
 
+# -- key matching (dialects.py) ---------------------------------------------------------
+
+#: How each backend matches a list of composite keys (``DialectRules.key_chunks``), shown
+#: for three keys of ``order_line`` / ``order_line_version`` (``t``), whitespace collapsed.
+_T = r"order_line(?:_version)?"
+COMPOSITE_SHAPES = {
+    # Behind a subquery SQLite looks the rows up through the key index; "(a, b) IN
+    # (VALUES ...)" alone makes it scan the table.
+    "sqlite": rf"\({_T}\.order_id, {_T}\.line_no\) IN \(SELECT \* FROM \(VALUES "
+    r"\(\?, \?\), \(\?, \?\), \(\?, \?\)\)\)",
+    # One typed array per key column, whatever the number of keys.
+    "postgresql": rf"\({_T}\.order_id, {_T}\.line_no\) IN \(SELECT (anon_\d+)\.key_0, "
+    r"\1\.key_1 FROM unnest\(CAST\(%\(\w+\)s(::INTEGER\[\])? AS INTEGER\[\]\), "
+    r"CAST\(%\(\w+\)s(::INTEGER\[\])? AS INTEGER\[\]\)\) AS \1\(key_0, key_1\)\)",
+    "mysql": rf"\({_T}\.order_id, {_T}\.line_no\) IN \(\(%s, %s\), \(%s, %s\), \(%s, %s\)\)",
+    "oracle": rf"\({_T}\.order_id, {_T}\.line_no\) IN \(\(:\w+, :\w+\), \(:\w+, :\w+\), "
+    r"\(:\w+, :\w+\)\)",
+    # No row values: a VALUES table joined through EXISTS.
+    "mssql": r"EXISTS \(SELECT \* FROM \(VALUES \(:\w+, :\w+\), \(:\w+, :\w+\), "
+    r"\(:\w+, :\w+\)\) AS (anon_\d+) \(key_0, key_1\) "
+    rf"WHERE {_T}\.order_id = \1\.key_0 AND {_T}\.line_no = \1\.key_1\)",
+}
+
+
+def key_matching_statements(
+    info: Any, keys: list[tuple[Any, ...]], d: Dialect
+) -> dict[str, list[tuple[Any, Any]]]:
+    """The statements of every write-path step that matches ``keys``, by step."""
+    others = [c for c in info.parent.c if c not in info.primary_key]
+    steps: dict[str, Callable[[Any], Any]] = {
+        "fetch_missing": lambda c: writer.fetch_missing(c, info, keys, others),
+        "fetch_from_history": lambda c: writer.fetch_from_history(c, info, keys, others, 7),
+        "close_versions": lambda c: writer.close_versions(c, info, keys, 7),
+        "copy_versions": lambda c: writer.copy_versions(c, info, keys, 7, 1),
+    }
+    out = {}
+    for step, fn in steps.items():
+        conn = RecordingConnection(d)
+        fn(conn)
+        out[step] = conn.executed
+    if rules_for(d).close_by_exact_key:
+        # MySQL/MariaDB read the open versions first, then close by range the keys the read
+        # did not find (here, with no rows returned, all of them): two matching statements
+        chunks = len(out["close_versions"]) // 2
+        out["close_versions read"] = out["close_versions"][:chunks]
+        out["close_versions"] = out["close_versions"][chunks:]
+    return out
+
+
+def key_values(compiled: Any) -> list[Any]:
+    """Every key value bound to a compiled statement (``sample_keys`` values are >= 10;
+    an array parameter counts as its items)."""
+    values: list[Any] = []
+    for value in compiled.params.values():
+        values.extend(value if isinstance(value, list) else [value])
+    return [v for v in values if isinstance(v, int) and v >= 10]
+
+
 @pytest.mark.parametrize("dialect_name", list(DIALECTS))
-def test_composite_keys_use_or_of_and(m: SimpleNamespace, dialect_name: str) -> None:
+def test_composite_keys_are_matched_per_backend(m: SimpleNamespace, dialect_name: str) -> None:
     d = dialect(dialect_name)
     info = info_of(m.Line)
     keys = sample_keys(info, 3)
-    for fn in (
-        lambda c: writer.close_versions(c, info, keys, 7),
-        lambda c: writer.fetch_missing(c, info, keys, [info.parent.c.quantity]),
-    ):
-        conn = RecordingConnection(d)
-        fn(conn)
-        sql = str(compile_one(*conn.executed[0], d))
-        if rules_for(d).row_values:
-            # MySQL/MariaDB: row-value INs over the key columns (closing reads the open
-            # versions, then closes by range those it did not find: here, all of them)
-            assert all(ROW_VALUE_IN.search(str(compile_one(*e, d))) for e in conn.executed)
-            continue
-        assert len(conn.executed) == 1
-        assert not ROW_VALUE_IN.search(sql), sql
-        assert not re.search(r"\bIN\b", sql, re.I), sql
-        # one "(order_id = ? AND line_no = ?)" group per key, joined by OR
-        pairs = re.findall(r"order_id = \S+ AND \S*line_no = ", sql)
-        assert len(pairs) == len(keys), sql
-        assert len(re.findall(r"\bOR\b", sql)) == len(keys) - 1, sql
+    for step, executed in key_matching_statements(info, keys, d).items():
+        assert len(executed) == 1, step
+        compiled = compile_one(*executed[0], d)
+        sql = " ".join(str(compiled).split())
+        assert re.search(COMPOSITE_SHAPES[dialect_name], sql), f"{step}: {sql}"
+        # never the OR of ANDs SQLite cannot parse past 1000 keys
+        assert not re.search(r"\bOR\b", sql), f"{step}: {sql}"
+        assert sorted(key_values(compiled)) == sorted(v for key in keys for v in key), step
+
+
+@pytest.mark.parametrize("dialect_name", list(DIALECTS))
+def test_one_composite_key_is_matched_by_equality(m: SimpleNamespace, dialect_name: str) -> None:
+    """The flush of one object: a plain key lookup, whatever the list shape (SQLite
+    without statistics scans the end_transaction_id index for a one-row VALUES list)."""
+    d = dialect(dialect_name)
+    info = info_of(m.Line)
+    for step, executed in key_matching_statements(info, sample_keys(info, 1), d).items():
+        (statement,) = executed
+        sql = " ".join(str(compile_one(*statement, d)).split())
+        assert re.search(rf"{_T}\.order_id = \S+ AND {_T}\.line_no = \S+", sql), (step, sql)
+        assert not re.search(r"\b(IN|EXISTS|OR)\b", sql), (step, sql)
+
+
+def test_unknown_dialects_get_the_portable_or_in_bounded_chunks(m: SimpleNamespace) -> None:
+    d = dialect("sqlite")
+    d.name = "somedb"  # no rules of its own
+    rules = rules_for(d)
+    assert type(rules) is DialectRules
+    info = info_of(m.Line)
+    executed = key_matching_statements(info, sample_keys(info, 1200), d)["close_versions"]
+    assert len(executed) == 3  # 500 + 500 + 200
+    for statement, params in executed:
+        sql = str(compile_one(statement, params, d))
+        assert len(re.findall(r"\bOR\b", sql)) < rules.max_composite_keys, sql[:300]
+        assert not re.search(r"\bIN\b", sql), sql[:300]
+
+
+def array_key_models(Base: Any) -> dict[str, Any]:
+    class Tagged(Base):
+        __versioned__ = {}
+        __tablename__ = "tagged"
+        id = sa.Column(sa.Integer, primary_key=True)
+        path = sa.Column(postgresql.ARRAY(sa.Integer), primary_key=True)
+
+    return locals()
+
+
+def test_postgresql_array_key_columns_are_not_unnested(
+    build: Callable[..., SimpleNamespace],
+) -> None:
+    """unnest() would flatten an array of arrays: a key with an array column gets the
+    portable OR, in chunks of ``max_composite_keys``."""
+    m = build(array_key_models)
+    d = dialect("postgresql")
+    info = info_of(m.Tagged)
+    keys = [(i, [i, i + 1]) for i in range(1, 1201)]
+    executed = key_matching_statements(info, keys, d)["close_versions"]
+    assert len(executed) == 3
+    for statement, params in executed:
+        sql = str(compile_one(statement, params, d))
+        assert "unnest" not in sql
+        assert re.search(r"tagged_version\.path = ", sql), sql[:300]
 
 
 def _in_list_sizes(sql: str) -> list[int]:
@@ -457,15 +560,10 @@ def test_1500_keys_are_chunked_within_backend_limits(
     info = info_of(getattr(m, model))
     keys = sample_keys(info, 1500)
     width = len(keys[0])
-    for step in ("close_versions", "fetch_missing"):
-        conn = RecordingConnection(d)
-        if step == "close_versions":
-            writer.close_versions(conn, info, keys, 7)
-        else:
-            writer.fetch_missing(conn, info, keys, [c for c in info.parent.c][-1:])
-        assert conn.executed, step
+    for step, executed in key_matching_statements(info, keys, d).items():
+        assert executed, step
         covered: list[Any] = []
-        for statement, params in conn.executed:
+        for statement, params in executed:
             compiled = compile_one(statement, params, d)
             sql = str(compiled)
             assert_neutral(sql, f"{dialect_name} / {model} / {step}")
@@ -474,25 +572,70 @@ def test_1500_keys_are_chunked_within_backend_limits(
                 sizes = _in_list_sizes(sql)
                 assert len(sizes) == 1, sql[:300]
                 assert sizes[0] <= IN_LIST_LIMITS.get(dialect_name, sizes[0])
-            key_params = [
-                v
-                for k, v in compiled.params.items()
-                if re.match(rf"({'|'.join(c.key for c in info.version_primary_key)})_", k)
-            ]
-            covered.extend(key_params)
-            if rules_for(d).row_values and width > 1:
-                # a row-value IN (MySQL) renders its keys as param_N_<row>_<column>
-                covered.extend(
-                    v for k, v in compiled.params.items() if re.fullmatch(r"param_\d+_\d+_\d+", k)
-                )
-        # MySQL/MariaDB close: the keys are read, then (none found here) closed by range
-        rounds = 2 if step == "close_versions" and rules_for(d).close_by_exact_key else 1
-        assert len(covered) == 1500 * width * rounds, (step, len(covered))
-        assert sorted(covered) == sorted(v for key in keys for v in key for _ in range(rounds))
-        if dialect_name == "oracle" and width == 1:
-            assert len(conn.executed) == 2, "1500 keys need two IN lists of <= 1000 on Oracle"
+            elif dialect_name == "oracle":
+                assert sql.count("), (") < 1000, "ORA-01795: at most 1000 rows in an IN list"
+            covered.extend(key_values(compiled))
+        assert sorted(covered) == sorted(v for key in keys for v in key), step
+        if dialect_name == "oracle":
+            assert len(executed) == 2, "1500 keys need two IN lists of <= 1000 on Oracle"
         if dialect_name == "mssql" and width == 2:
-            assert len(conn.executed) >= 2, "3000 key parameters exceed SQL Server's 2100"
+            assert len(executed) >= 2, "3000 key parameters exceed SQL Server's 2100"
+
+
+#: Key counts of the scaling test: one flush of up to 20,000 rows.
+SCALES = (1_000, 2_000, 5_000, 10_000, 20_000)
+
+
+@pytest.mark.parametrize("dialect_name", list(DIALECTS))
+@pytest.mark.parametrize("model", ["Article", "Line"])
+def test_key_matching_grows_linearly(m: SimpleNamespace, dialect_name: str, model: str) -> None:
+    """What one flush sends grows linearly with its keys: a statement per chunk of
+    ``chunk_size`` keys (a constant), and per statement a size and a parameter count that
+    are a constant plus a constant per key. Together with a shape each backend plans as a
+    set (see test_composite_keys_are_matched_per_backend), planning is linear too."""
+    d = dialect(dialect_name)
+    info = info_of(getattr(m, model))
+    width = len(info.version_primary_key)
+    chunk = rules_for(d).chunk_size(width)
+    per_key: dict[str, list[float]] = {}
+    connectives: dict[str, set[int]] = {}
+    for n in SCALES:
+        keys = sample_keys(info, n)
+        for step, executed in key_matching_statements(info, keys, d).items():
+            # bounded chunks: no statement carries more than chunk_size keys
+            assert len(executed) == -(-n // chunk), (step, n, len(executed))
+            size = 0
+            for statement, params in executed:
+                compiled = compile_one(statement, params, d)
+                sql = str(compiled)
+                size += len(sql)
+                assert len(key_values(compiled)) <= chunk * width
+                assert len(compiled.params) <= chunk * width + 10, (step, n)
+                # the predicate does not deepen with the keys: no AND/OR per key
+                connectives.setdefault(step, set()).add(len(re.findall(r"\b(AND|OR)\b", sql)))
+            per_key.setdefault(step, []).append(size / n)
+    for step, counts in connectives.items():
+        assert len(counts) == 1, (step, counts)
+    for step, ratios in per_key.items():
+        # characters per key: constant, not growing with n (a quadratic shape would double
+        # it with every doubling of n); bind names grow by a digit now and then
+        assert max(ratios[1:]) <= ratios[1] * 1.25, (step, ratios)
+
+
+def test_postgresql_composite_key_statements_do_not_grow(m: SimpleNamespace) -> None:
+    """PostgreSQL: the keys travel as one array per column; the SQL text is the same for
+    1,000 and 20,000 keys (parsing and planning it does not depend on the keys)."""
+    d = dialect("postgresql")
+    info = info_of(m.Line)
+    texts = {
+        n: {
+            step: [str(compile_one(s, p, d)) for s, p in executed]
+            for step, executed in key_matching_statements(info, sample_keys(info, n), d).items()
+        }
+        for n in (1_000, 20_000)
+    }
+    assert texts[1_000] == texts[20_000]
+    assert all(len(statements) == 1 for statements in texts[20_000].values())
 
 
 # -- DDL -----------------------------------------------------------------------------
