@@ -41,6 +41,7 @@ from sqlalchemy.orm import Mapper, Session, selectinload
 from . import strategies
 from .changeset import Change, as_dict
 from .changeset import diff as compare
+from .dialects import DialectRules, rules_for
 from .exc import ImproperlyConfigured, VersioningError
 from .inspection import get_versioning_manager
 from .operations import Operation
@@ -48,6 +49,7 @@ from .scope import hierarchy_tables, links
 from .temporal import Moment, PointInTime, moment, transaction_table
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.types import TypeEngine
 
@@ -237,7 +239,7 @@ def _branches(
 
 
 def _branch_select(
-    index: int, branch: _Branch, slots: _Slots, transactions: sa.Select[Any]
+    index: int, branch: _Branch, slots: _Slots, transactions: sa.Select[Any], rules: DialectRules
 ) -> sa.Select[Any]:
     info = branch.info
     current = info.table.alias()
@@ -248,7 +250,7 @@ def _branch_select(
     previous = strategies.previous_version(
         info, [current.c[c.key] for c in info.version_primary_key], current.c[tx.key]
     )
-    values: list[sa.ColumnElement[Any]] = [sa.type_coerce(sa.null(), t) for t in slots.types]
+    values = [rules.typed_null(t) for t in slots.types]
     copied = list(info.columns.values())
     for column, (_, new, old) in zip(copied, branch.columns):
         values[new] = current.c[column.key]
@@ -267,10 +269,11 @@ def _branch_select(
 
 
 def versions_statement(
-    branches: Sequence[_Branch], slots: _Slots, transactions: sa.Select[Any]
+    branches: Sequence[_Branch], slots: _Slots, transactions: sa.Select[Any], dialect: Dialect
 ) -> sa.Executable:
     """The ``UNION ALL`` of every branch, for the transactions ``transactions`` selects."""
-    selects = [_branch_select(i, b, slots, transactions) for i, b in enumerate(branches)]
+    rules = rules_for(dialect)
+    selects = [_branch_select(i, b, slots, transactions, rules) for i, b in enumerate(branches)]
     return selects[0] if len(selects) == 1 else sa.union_all(*selects)
 
 
@@ -313,7 +316,8 @@ def _filters(
     if until is not None:
         found.append(_bound(tx_id, issued, moment(until, "until"), upper=True))
     if user is not None:
-        found.append(transactions.c.user_id == _user_value(manager, transactions, user))
+        value = _user_value(manager, transactions, user)
+        found.append(transactions.c.user_id == value)
     if transaction is not None:
         one = moment(transaction, "transaction")
         if not isinstance(one, int):
@@ -405,7 +409,8 @@ def changes(
         ids = list(written)
         in_page = sa.select(tx_id).where(*filters, tx_id >= min(ids), tx_id <= max(ids))
         branches, slots = _branches(tables)
-        rows = session.execute(versions_statement(branches, slots, in_page))
+        dialect = session.connection(bind_arguments={"mapper": sa.inspect(transaction_cls)}).dialect
+        rows = session.execute(versions_statement(branches, slots, in_page, dialect))
         for tx, change in _collect(branches, rows):
             if tx in written:
                 written[tx].append(change)

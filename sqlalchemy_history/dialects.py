@@ -1,7 +1,7 @@
 """Per-dialect differences, one small class per backend, each with the limitation it answers.
 
 Everything else in the package emits the same Core SQL on every database. What differs is
-only how many primary keys fit in one statement.
+how many primary keys fit in one statement, and how a NULL is typed in a ``UNION``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,16 @@ class DialectRules:
     #: Match composite keys with a row-value ``(a, b) IN ((?, ?), ...)`` instead of
     #: ``(a = ? AND b = ?) OR ...``; off by default because SQL Server has no row values.
     row_values = False
+    #: Write the NULLs that fill a ``UNION`` branch's missing columns as
+    #: ``CAST(NULL AS <type>)``: PostgreSQL types a column that is NULL in both branches of
+    #: a ``UNION`` as text, and the next branch's integer then fails to match it.
+    typed_nulls = True
+
+    def typed_null(self, type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
+        """A NULL of ``type_`` for a ``UNION`` branch (see ``typed_nulls``)."""
+        if self.typed_nulls:
+            return sa.cast(sa.null(), type_)
+        return sa.type_coerce(sa.null(), type_)
 
     def chunk_size(self, key_width: int) -> int:
         """Return how many keys of ``key_width`` columns fit in one statement."""
@@ -69,6 +79,8 @@ class MSSQLRules(DialectRules):
 class SQLiteRules(DialectRules):
     # SQLite before 3.32 limits a statement to 999 host parameters (SQLITE_MAX_VARIABLE_NUMBER).
     max_params = 32_000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+    # Columns have no declared type in a UNION: a bare NULL fits any branch.
+    typed_nulls = False
 
 
 class PostgreSQLRules(DialectRules):
@@ -88,6 +100,10 @@ class MySQLRules(DialectRules):
     row_values = True
     # Server-side prepared statements (asyncmy, mysqlconnector) allow 65535 placeholders.
     max_params = 60_000
+    # MySQL's CAST knows a few target types only (no VARCHAR, TEXT, INTEGER: SQLAlchemy
+    # drops such a CAST with a warning); a NULL column of a UNION takes the other branches'
+    # type anyway.
+    typed_nulls = False
 
 
 _RULES: dict[str, DialectRules] = {

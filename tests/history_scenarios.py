@@ -67,6 +67,38 @@ def blog(Base: Any) -> dict[str, Any]:
     return locals()
 
 
+def shapes(Base: Any) -> dict[str, Any]:
+    """Joined- and single-table inheritance, and a composite key with a column alias."""
+
+    class Shape(Base):
+        __versioned__ = {}
+        __tablename__ = "shape"
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+        kind = sa.Column(sa.String(20))
+        name = sa.Column(sa.Unicode(50))
+        __mapper_args__ = {"polymorphic_on": kind, "polymorphic_identity": "shape"}
+
+    class Circle(Shape):
+        __tablename__ = "circle"
+        id = sa.Column(sa.Integer, sa.ForeignKey("shape.id"), primary_key=True)
+        radius = sa.Column(sa.Integer)
+        __mapper_args__ = {"polymorphic_identity": "circle"}
+
+    class Square(Shape):
+        # single-table
+        side = sa.Column(sa.Integer)
+        __mapper_args__ = {"polymorphic_identity": "square"}
+
+    class Line(Base):
+        __versioned__ = {}
+        __tablename__ = "order_line"
+        order_id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+        line_no = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+        qty = sa.Column("quantity", sa.Integer)  # attribute key differs from column name
+
+    return locals()
+
+
 @dataclasses.dataclass
 class Recorded:
     """Transaction ids of the scenario, by step name."""
