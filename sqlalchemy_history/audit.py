@@ -40,7 +40,7 @@ from sqlalchemy.orm import Mapper, Session, selectinload
 
 from . import strategies
 from .changeset import Change, as_dict
-from .changeset import diff as compare
+from .changeset import diff_values as compare
 from .dialects import DialectRules, rules_for
 from .exc import ImproperlyConfigured, VersioningError
 from .inspection import get_versioning_manager
@@ -243,13 +243,11 @@ def _branch_select(
 ) -> sa.Select[Any]:
     info = branch.info
     current = info.table.alias()
-    # strategies.previous_version predicates on the unaliased table: it is "the version
-    # before", found for each ``current`` row.
+    # strategies.previous_of predicates on the unaliased table: it is "the version before",
+    # found for each ``current`` row.
     before = info.table
     tx = info.transaction_column
-    previous = strategies.previous_version(
-        info, [current.c[c.key] for c in info.version_primary_key], current.c[tx.key]
-    )
+    previous = strategies.previous_of(info, current)
     values = [rules.typed_null(t) for t in slots.types]
     copied = list(info.columns.values())
     for column, (_, new, old) in zip(copied, branch.columns):
@@ -449,26 +447,29 @@ def _collect(
 ) -> Iterator[tuple[int, VersionChange]]:
     """Turn UNION rows into changes, merging the rows of one version across the tables of
     a joined-inheritance hierarchy."""
-    merged: dict[tuple[Any, tuple[Any, ...], int], list[tuple[_Branch, Any]]] = {}
+    # Result positions per branch, computed once: (name, new value, old value) and the key.
+    positions = [
+        [(name, _FIXED + new, _FIXED + old) for name, new, old in b.columns] for b in branches
+    ]
+    keys = [[positions[i][k][1] for k in b.key] for i, b in enumerate(branches)]
+    merged: dict[tuple[Any, tuple[Any, ...], int], list[Any]] = {}
     for row in rows:
-        branch = branches[row[0]]
-        key = tuple(row[_FIXED + branch.columns[i][1]] for i in branch.key)
-        merged.setdefault((branch.group, key, int(row[1])), []).append((branch, row))
+        index = row[0]
+        key = tuple(row[p] for p in keys[index])
+        merged.setdefault((branches[index].group, key, int(row[1])), []).append(row)
     for (_, key, tx), parts in merged.items():
-        parts.sort(key=lambda part: branches.index(part[0]))
+        if len(parts) > 1:
+            parts.sort(key=lambda part: part[0])  # base table first
         new: dict[str, Any] = {}
         old: dict[str, Any] = {}
-        has_previous = False
-        for branch, row in parts:
-            for name, new_slot, old_slot in branch.columns:
-                new.setdefault(name, row[_FIXED + new_slot])
-                old.setdefault(name, row[_FIXED + old_slot])
-            has_previous = has_previous or row[3] is not None
-        first, first_row = parts[0]
-        operation = Operation(first_row[2])
-        model = _resolve_model(first, new, [b for b, _ in parts])
-        previous = types.SimpleNamespace(**old) if has_previous else None
-        found = compare(list(new), previous, types.SimpleNamespace(**new), operation)
+        for row in reversed(parts):  # the base table's value wins for a shared column
+            for name, new_at, old_at in positions[row[0]]:
+                new[name] = row[new_at]
+                old[name] = row[old_at]
+        first = branches[parts[0][0]]
+        operation = Operation(parts[0][2])
+        model = _resolve_model(first, new, [branches[row[0]] for row in parts])
+        previous = old if any(row[3] is not None for row in parts) else None
         yield (
             tx,
             VersionChange(
@@ -476,7 +477,7 @@ def _collect(
                 model=model,
                 key=key,
                 operation=operation,
-                changes=found,
+                changes=compare(new, previous, new, operation),
                 values=types.MappingProxyType(new),
             ),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from .operations import Operation
@@ -24,17 +25,28 @@ class Change:
 def diff(
     keys: list[str], previous: Optional[Any], current: Any, operation: Operation
 ) -> tuple[Change, ...]:
-    """Return the changes from ``previous`` to ``current`` over attribute ``keys``.
+    """Return the changes from ``previous`` to ``current`` (objects) over attribute ``keys``.
 
     With no previous version, an INSERT shows every non-null value as ``[None, value]``;
     any other first version (history that starts mid-life) shows nothing.
     """
+    before = None if previous is None else {k: getattr(previous, k, None) for k in keys}
+    return diff_values(keys, before, {k: getattr(current, k, None) for k in keys}, operation)
+
+
+def diff_values(
+    keys: Iterable[str],
+    previous: Optional[Mapping[str, Any]],
+    current: Mapping[str, Any],
+    operation: Operation,
+) -> tuple[Change, ...]:
+    """``diff`` over values by key (the audit log reads rows, not objects)."""
     if previous is None and operation is not Operation.INSERT:
         return ()
     changes = []
     for key in keys:
-        old = None if previous is None else getattr(previous, key, None)
-        new = getattr(current, key, None)
+        old = None if previous is None else previous.get(key)
+        new = current.get(key)
         if old != new:
             changes.append(Change(key, old, new))
     return tuple(changes)

@@ -139,7 +139,7 @@ def drop_empty_transactions(
     connection: Connection,
     manager: VersioningManager,
     candidates: Iterable[int],
-    keep: Optional[int] = None,
+    keep: Iterable[Optional[int]] = (),
 ) -> int:
     """Delete the transactions among ``candidates`` that no version references any more.
 
@@ -151,12 +151,13 @@ def drop_empty_transactions(
         DELETE FROM transaction_meta WHERE transaction_meta.transaction_id IN (...)
         DELETE FROM transaction WHERE transaction.id IN (...) AND NOT (EXISTS ...) AND ...
 
-    :param keep: a transaction id never deleted (the session's own transaction).
+    :param keep: transaction ids never deleted (the session's own transaction; the point
+        ``prune`` kept reads from).
     :returns: how many transaction rows were deleted.
     """
     transactions = transaction_table(manager)
     tx_id = transactions.c.id
-    ids = sorted({int(i) for i in candidates} - {keep})
+    ids = sorted({int(i) for i in candidates} - set(keep))
     unused = [
         ~sa.exists().where(info.transaction_column == tx_id)
         for info in manager.version_tables.values()
@@ -279,7 +280,12 @@ def prune_versions(
     keep_last: int = 1,
     keep_transaction: Optional[int] = None,
 ) -> RetentionResult:
-    """``prune`` on a connection, with ``at`` a transaction id (see ``prune``)."""
+    """``prune`` on a connection, with ``at`` a transaction id (see ``prune``).
+
+    The transaction row ``at`` stays even if it is left with no version: a datetime read
+    at or after ``before`` resolves to the greatest transaction id issued by then, which
+    must not move below ``at``.
+    """
     removed: dict[str, int] = {}
     candidates: set[int] = set()
     for group in _groups(manager, mapper):
@@ -295,7 +301,7 @@ def prune_versions(
             result = connection.execute(child.table.delete().where(of_pruned))
             removed[child.table.name] = _rowcount(result)
         removed[base.table.name] = _rowcount(connection.execute(base.table.delete().where(doomed)))
-    dropped = drop_empty_transactions(connection, manager, candidates, keep_transaction)
+    dropped = drop_empty_transactions(connection, manager, candidates, (at, keep_transaction))
     return RetentionResult(types.MappingProxyType(removed), dropped)
 
 
@@ -320,7 +326,8 @@ def prune(
     ``as_of`` at or after ``before``, traversal from there on and the temporal
     relationships answer exactly as before. A row deleted at ``before`` needs none of them
     and loses them all. The model's many-to-many link versions are pruned the same way.
-    Transactions left with no version are deleted (module docstring).
+    Transactions left with no version are deleted (module docstring), except the one
+    ``before`` stands for, so that reads at a datetime after it resolve as before.
 
     :param before: a transaction id, a ``Transaction`` or a ``datetime`` (the last
         transaction issued at or before it, as for ``as_of``).
@@ -389,7 +396,7 @@ def purge_versions(
         for predicate in predicates:
             count += _rowcount(connection.execute(link.info.table.delete().where(predicate)))
         removed[link.info.table.name] = count
-    dropped = drop_empty_transactions(connection, manager, candidates, keep_transaction)
+    dropped = drop_empty_transactions(connection, manager, candidates, (keep_transaction,))
     return RetentionResult(types.MappingProxyType(removed), dropped)
 
 

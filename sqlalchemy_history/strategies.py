@@ -76,6 +76,23 @@ def previous_version(
     return sa.and_(_same_object(keys, pk), tx == latest)
 
 
+def previous_of(info: VersionTable, current: sa.FromClause) -> sa.ColumnElement[bool]:
+    """Join condition: the rows of ``info.table`` that are the version before ``current``'s.
+
+    ``previous_version`` with the columns of ``current`` (an alias of the same table), plus
+    ``transaction_id < current.transaction_id``: implied (SPEC §3, per row the ids follow
+    commit order), and stated so that the lookup uses the primary key ``(id,
+    transaction_id)``; with the ``end_transaction_id`` index SQLite joined every version
+    closed by the same transaction instead (quadratic). Validity::
+
+        article_version.id = cur.id AND article_version.end_transaction_id = cur.transaction_id
+        AND article_version.transaction_id < cur.transaction_id
+    """
+    tx = current.c[info.transaction_column.key]
+    pk = [current.c[c.key] for c in info.version_primary_key]
+    return sa.and_(previous_version(info, pk, tx), info.transaction_column < tx)
+
+
 def next_version(
     info: VersionTable, pk: Sequence[Any], transaction_id: Any
 ) -> sa.ColumnElement[bool]:

@@ -4,6 +4,10 @@ statements per page whatever the number of versioned classes; both strategies.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from history_scenarios import blog, issued, last_tx, record, shapes, spread_issued_at
@@ -255,3 +259,27 @@ def test_inheritance_merges_tables_and_names_the_subclass(versioned, strategy):
             ("Circle", {"radius": [2, 4]})
         ]
         assert [e.id for e in changes(session, entities=[v.Line])] == [first.id]
+
+
+# -- the example ------------------------------------------------------------------------
+
+
+def test_audit_log_example_prints_who_changed_what():
+    example = Path(__file__).resolve().parent.parent / "examples" / "audit_log.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert lines[lines.index("Audit log") + 1] == "  #1 2025-03-01 09:00 by alice"
+    assert "  #4 2025-03-04 09:00 by bob" in lines
+    assert "      UPDATE Tag[1] name: 'python' -> 'Python'" in lines
+    assert "      DELETE Article[2]" in lines
+    assert lines[lines.index("What bob did, newest first") + 1 :][:2] == [
+        "  #4 ['Tag']",
+        "  #2 ['Article', 'Tag', 'article_tag']",
+    ]
+    assert "  tags added: ['release'] removed: ['news']" in lines
+    assert lines[-2:] == [
+        "  1: SQLAlchemy 2.1 released [published] tags=['python', 'release']",
+        "  2: Weekly notes [draft] tags=[]",
+    ]
