@@ -26,6 +26,9 @@ of versioned classes:
    Branches have different columns. Each value goes into a slot shared by columns of the
    same type in other branches (NULL where a branch has none), so the statement is as wide
    as the widest table per type, not as all tables together.
+
+One module for the log's result types, its single statement and the rows it turns into
+entries: they change together whenever the UNION's layout does.
 """
 
 from __future__ import annotations
@@ -327,7 +330,7 @@ def _filters(
     return found
 
 
-def _manager(session: Session, entities: Optional[Sequence[type]]) -> VersioningManager:
+def _manager(entities: Optional[Sequence[type]]) -> VersioningManager:
     if entities:
         return get_versioning_manager(entities[0])
     from .events import active_managers
@@ -375,7 +378,7 @@ def changes(
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"changes(limit={limit!r}): pass a positive number of transactions.")
     chosen = None if entities is None else list(entities)
-    manager = _manager(session, chosen)
+    manager = _manager(chosen)
     transactions = transaction_table(manager)
     tables = _tables(manager, chosen)
     filters = _filters(manager, transactions, since, until, user, transaction)

@@ -22,6 +22,9 @@ lists are chunked only past a backend's limits (``dialects.py``). Nothing uses R
 (``prune`` with ``keep_last`` > 1 or the subquery strategy), it reads it through a derived
 table that MySQL materializes (see ``maintenance.py`` for the rule), so the same SQL runs
 on every database.
+
+One module, over the usual size: the three helpers share the chain-prefix argument above,
+key handling and the removal of emptied transactions.
 """
 
 from __future__ import annotations
@@ -40,14 +43,7 @@ from .dialects import rules_for
 from .exc import VersioningError
 from .operations import Operation
 from .scope import Link, hierarchy_tables, links
-from .temporal import (
-    PointInTime,
-    key_values,
-    last_transaction_at,
-    moment,
-    transaction_table,
-    version_info,
-)
+from .temporal import PointInTime, key_values, moment, resolve, transaction_table, version_info
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -305,16 +301,6 @@ def prune_versions(
     return RetentionResult(types.MappingProxyType(removed), dropped)
 
 
-def _transaction_id(
-    session: Session, manager: VersioningManager, at: PointInTime, what: str
-) -> Optional[int]:
-    when = moment(at, what)
-    if isinstance(when, int):
-        return when
-    found = session.scalar(sa.select(last_transaction_at(transaction_table(manager), when)))
-    return None if found is None else int(found)
-
-
 def prune(
     session: Session, model: type, before: PointInTime, keep_last: int = 1
 ) -> RetentionResult:
@@ -346,7 +332,7 @@ def prune(
     manager, version_cls, _ = version_info(model)
     parent = manager.parent_class_map[version_cls]
     connection = _connection(session, parent)
-    at = _transaction_id(session, manager, before, "before")
+    at = resolve(session, transaction_table(manager), moment(before, "before"))
     if at is None:  # no transaction issued before that moment: nothing to prune
         return RetentionResult()
     keep = _current_transaction(session, manager)

@@ -107,12 +107,13 @@ def last_transaction_at(transactions: sa.Table, at: datetime.datetime) -> sa.Sca
     )
 
 
-def resolve(session: Session, transactions: sa.Table, at: Moment) -> int:
-    """Return the transaction id ``at`` stands for (one query for a datetime)."""
+def resolve(session: Session, transactions: sa.Table, at: Moment) -> Optional[int]:
+    """Return the transaction id ``at`` stands for (one query for a datetime); ``None`` for
+    a datetime before every transaction."""
     if isinstance(at, int):
         return at
     found = session.scalar(sa.select(last_transaction_at(transactions, at)))
-    return _BEFORE_ANY_TRANSACTION if found is None else int(found)
+    return None if found is None else int(found)
 
 
 class AsOf(UserDefinedOption):
@@ -158,7 +159,8 @@ def bind_as_of(execute_state: ORMExecuteState) -> Optional[Result[Any]]:
         execute_state.parameters = {}
     statement = None
     if not isinstance(at, int):
-        at = resolve(execute_state.session, transactions, at)
+        found = resolve(execute_state.session, transactions, at)
+        at = _BEFORE_ANY_TRANSACTION if found is None else found
         statement = execute_state.statement.options(AsOf(at, transactions))
     return execute_state.invoke_statement(
         statement=statement, params={strategies.AS_OF_PARAMETER: at}
