@@ -178,6 +178,16 @@ def issued(tx_id: int) -> datetime.datetime:
     return BASE + datetime.timedelta(hours=tx_id)
 
 
+def start_article_1_with_an_update(v: Any, recorded: Recorded) -> None:
+    """Drop article 1's INSERT version: its history now starts with the "edit" UPDATE
+    (as after backfilling or pruning)."""
+    table = sa.inspect(version_class(v.Article)).local_table
+    with v.engine.begin() as conn:
+        conn.execute(
+            table.delete().where(table.c.id == 1, table.c.transaction_id == recorded["create"])
+        )
+
+
 def snapshot(rows: Any) -> list[tuple[Any, ...]]:
     """What ``as_of`` rows show, relationships included, in a comparable form."""
     return [

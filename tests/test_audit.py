@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from history_scenarios import blog, issued, last_tx, record, shapes, spread_issued_at
+from history_scenarios import (
+    blog,
+    issued,
+    last_tx,
+    record,
+    shapes,
+    spread_issued_at,
+    start_article_1_with_an_update,
+)
 
 from conftest import count_statements
 from sqlalchemy_history import (
@@ -199,12 +207,7 @@ def test_statements_per_page_do_not_grow(v):
 
 def test_history_that_starts_with_an_update_shows_no_changes(v):
     recorded = record(v)
-    AV = version_class(v.Article)
-    table = sa.inspect(AV).local_table
-    with v.engine.begin() as conn:
-        conn.execute(
-            table.delete().where(table.c.id == 1, table.c.transaction_id == recorded["create"])
-        )
+    start_article_1_with_an_update(v, recorded)
     with v.session() as session:
         (entry,) = changes(session, transaction=recorded["edit"], entities=[v.Article])
         assert [(c.entity, c.operation, c.changes) for c in entry.versions] == [

@@ -8,7 +8,15 @@ import datetime
 
 import pytest
 import sqlalchemy as sa
-from history_scenarios import EXPECTED, blog, issued, record, snapshot, spread_issued_at
+from history_scenarios import (
+    EXPECTED,
+    blog,
+    issued,
+    record,
+    snapshot,
+    spread_issued_at,
+    start_article_1_with_an_update,
+)
 from sqlalchemy.orm import joinedload, selectinload
 
 from conftest import count_statements
@@ -241,13 +249,7 @@ def test_one_object_and_its_keys(v):
 
 def test_history_that_starts_with_an_update(v):
     recorded = record(v)
-    AV = version_class(v.Article)
-    table = sa.inspect(AV).local_table
-    with v.engine.begin() as conn:
-        # Drop article 1's INSERT version: its history now starts with the "edit" UPDATE.
-        conn.execute(
-            table.delete().where(table.c.id == 1, table.c.transaction_id == recorded["create"])
-        )
+    start_article_1_with_an_update(v, recorded)
     with v.session() as session:
         assert [r.id for r in session.scalars(as_of(v.Article, recorded["rename"]))] == [2]
         row = object_as_of(session, v.Article, 1, recorded["edit"])
