@@ -210,7 +210,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the quick-start examples (sync, then async on aiosqlite)."""
+    """Run the examples: quick start (sync, then async on aiosqlite), audit log, retention."""
     install_groups(session, "tests-sqlite-asyncio")
     session.run("python", "examples/quickstart.py")
     session.run("python", "examples/async_quickstart.py")
+    session.run("python", "examples/audit_log.py")
+    session.run("python", "examples/retention.py")

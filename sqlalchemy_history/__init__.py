@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from .api import make_versioned as make_versioned
 from .api import remove_versioning as remove_versioning
+from .audit import AuditEntry as AuditEntry
+from .audit import AuditPage as AuditPage
+from .audit import VersionChange as VersionChange
+from .audit import achanges as achanges
+from .audit import changes as changes
 from .changeset import Change as Change
 from .context import versioning_context as versioning_context
+from .diffs import RelationChange as RelationChange
+from .diffs import VersionDiff as VersionDiff
+from .diffs import adiff as adiff
+from .diffs import diff as diff
 from .exc import ClassNotVersioned as ClassNotVersioned
 from .exc import ImproperlyConfigured as ImproperlyConfigured
 from .exc import TableNotVersioned as TableNotVersioned
@@ -34,24 +43,49 @@ from .manager import VersioningManager as VersioningManager
 from .manager import versioning_manager as versioning_manager
 from .operations import Operation as Operation
 from .options import VersioningOptions as VersioningOptions
+from .retention import RetentionResult as RetentionResult
+from .retention import aprune as aprune
+from .retention import apurge as apurge
+from .retention import aredact as aredact
+from .retention import prune as prune
+from .retention import purge as purge
+from .retention import redact as redact
+from .temporal import aobject_as_of as aobject_as_of
+from .temporal import as_of as as_of
+from .temporal import object_as_of as object_as_of
 from .transaction import TransactionFactory as TransactionFactory
 from .unit_of_work import UnitOfWork as UnitOfWork
 
 __version__ = "3.0.0.dev0"
 
 __all__ = [
+    "AuditEntry",
+    "AuditPage",
     "Change",
     "ClassNotVersioned",
     "ImproperlyConfigured",
     "Operation",
+    "RelationChange",
+    "RetentionResult",
     "TableNotVersioned",
     "TransactionFactory",
     "UnitOfWork",
+    "VersionChange",
+    "VersionDiff",
     "VersioningError",
     "VersioningManager",
     "VersioningOptions",
+    "achanges",
+    "adiff",
+    "aobject_as_of",
+    "aprune",
+    "apurge",
+    "aredact",
+    "as_of",
+    "changes",
     "changeset",
     "count_versions",
+    "diff",
     "end_tx_column_name",
     "get_versioning_manager",
     "is_modified",
@@ -59,7 +93,11 @@ __all__ = [
     "is_session_modified",
     "is_versioned",
     "make_versioned",
+    "object_as_of",
     "parent_class",
+    "prune",
+    "purge",
+    "redact",
     "remove_versioning",
     "transaction_class",
     "tx_column_name",

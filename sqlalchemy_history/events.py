@@ -36,6 +36,10 @@ before_create              Table       give copied foreign-key-only columns the 
 before_flush (watchdog)    Session     only with ``make_versioned(session=MySession)``: warn
                                        once when another Session flushes versioned objects,
                                        which nothing records
+do_orm_execute             Session     "intercept statement executions that occur on behalf of
+                                       an ORM Session", lazy and selectin loads included: bind
+                                       the point in time of an ``as_of`` query for the
+                                       relationships it loads (temporal.bind_as_of)
 =========================  ==========  ========================================================
 
 One listener is installed when the package is imported and never removed:
@@ -61,7 +65,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from . import configure
+from . import configure, temporal
 from .exc import UnrecordedSessionWarning, UnversionedModelWarning
 from .manager import VersioningManager
 from .operations import Operation
@@ -272,6 +276,10 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             manager.units_of_work.pop(transaction, None)
             manager.session_connection_map.pop(session_, None)
 
+    def do_orm_execute(execute_state: Any) -> Any:
+        # A closure per manager: remove() of one manager must not remove another's.
+        return temporal.bind_as_of(execute_state)
+
     _listen(manager, mapper, "after_mapper_constructed", mapper_constructed)
     _listen(manager, mapper, "before_configured", before_configured)
     _listen(manager, mapper, "after_configured", after_configured)
@@ -285,6 +293,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     _listen(manager, session, "after_transaction_create", after_transaction_create)
     _listen(manager, session, "after_rollback", after_rollback)
     _listen(manager, session, "after_transaction_end", after_transaction_end)
+    _listen(manager, session, "do_orm_execute", do_orm_execute)
 
 
 def _watch_table(manager: VersioningManager, info: Any) -> None:

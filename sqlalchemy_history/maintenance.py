@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapper, Session
 from .exc import TableNotVersioned
 from .inspection import get_versioning_manager
 from .operations import Operation
+from .scope import hierarchy_tables
 from .tables import copy_value
 from .transaction import utc_now
 
@@ -177,32 +178,6 @@ def _managers() -> list[VersioningManager]:
     return active_managers()
 
 
-def _hierarchy_tables(manager: VersioningManager, mapper: Mapper[Any]) -> list[VersionTable]:
-    """Version tables of every class sharing ``mapper``'s rows (non-concrete inheritance).
-
-    Base tables come first. A joined-inheritance object has one row per table for each
-    version, so vacuum must consider them together.
-    """
-    top = mapper
-    while top.inherits is not None and not top.concrete:
-        top = top.inherits
-    found: list[VersionTable] = []
-    for candidate in top.self_and_descendants:
-        chain = candidate
-        concrete = False
-        while chain is not top:
-            concrete = concrete or chain.concrete
-            assert chain.inherits is not None
-            chain = chain.inherits
-        if concrete:
-            continue
-        for table in candidate.tables:
-            info = manager.version_tables.get(table)  # type: ignore[call-overload]
-            if info is not None and info not in found:
-                found.append(info)
-    return found
-
-
 def _registered(table: sa.Table) -> Optional[tuple[VersioningManager, VersionTable]]:
     for manager in _managers():
         info = manager.version_info(table) or manager.version_tables.get(table)
@@ -243,7 +218,7 @@ def resolve(
         manager = get_versioning_manager(target)
         cls = manager.parent_class_map.get(target, target)
         mapper: Mapper[Any] = sa.inspect(cls)
-        infos = _hierarchy_tables(manager, mapper)
+        infos = hierarchy_tables(manager, mapper)
         if not infos:
             raise TableNotVersioned(f"{cls.__name__} has no version table")
         return [_from_info(info, suffix) for info in infos]

@@ -6,6 +6,9 @@ onto version tables, plus "valid at this version's transaction" (``strategies.va
 for the related side. They are real relationships, so ``selectinload`` loads a page of
 versions with their relations in one extra query.
 
+"This version's transaction" is ``strategies.relationship_at``: an ``as_of`` query binds
+one transaction for every relationship it loads instead.
+
 - many-to-one / one-to-many / one-to-one (custom ``primaryjoin`` included): the join
   condition translated onto the version tables, AND the related version valid at
   ``self.transaction_id``;
@@ -112,7 +115,7 @@ def temporal_relationship(
     target_cls = target_mapper.class_
     target_version = manager.version_class_map.get(target_cls)
     target_info = base_info(manager, target_mapper) if target_version is not None else None
-    at = local.transaction_column
+    at = strategies.relationship_at(local.transaction_column)
     where = f"{prop.parent.class_.__name__}.{prop.key}"
     try:
         order_by: Any = False

@@ -3,6 +3,10 @@
 Write-side bookkeeping of the validity strategy (closing the previous version) is in
 ``writer.close_versions``; everything that *reads* history asks this module which rows are
 "the version of this object valid at transaction T", "the previous one" and "the next one".
+
+The point in time a temporal relationship reads at is ``relationship_at``: the version's
+own transaction, unless the query binds ``AS_OF_PARAMETER`` (``temporal.as_of`` does), in
+which case every relationship loaded by that query answers as of the bound transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +18,26 @@ import sqlalchemy as sa
 
 from .operations import Operation
 from .tables import VersionTable
+
+#: Name of the bind parameter an ``as_of`` query sets to its transaction id; temporal
+#: relationships read it (``relationship_at``). Starts with a letter: Oracle requires it.
+AS_OF_PARAMETER = "sah_as_of_tx"
+
+
+def relationship_at(local_transaction: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The transaction a temporal relationship answers as of.
+
+    ``local_transaction`` is the transaction column of the version the relationship starts
+    from; a query may bind ``AS_OF_PARAMETER`` to read every relationship it loads (lazily,
+    with ``selectinload`` or joined) as of one transaction instead::
+
+        coalesce(:sah_as_of_tx, article_version.transaction_id)
+
+    Unbound, the parameter is NULL and each version answers as of its own transaction.
+    """
+    bound = sa.bindparam(AS_OF_PARAMETER, None, type_=sa.BigInteger())
+    at: sa.ColumnElement[Any] = sa.func.coalesce(bound, local_transaction)
+    return at
 
 
 def _same_object(
@@ -50,6 +74,23 @@ def previous_version(
         .scalar_subquery()
     )
     return sa.and_(_same_object(keys, pk), tx == latest)
+
+
+def previous_of(info: VersionTable, current: sa.FromClause) -> sa.ColumnElement[bool]:
+    """Join condition: the rows of ``info.table`` that are the version before ``current``'s.
+
+    ``previous_version`` with the columns of ``current`` (an alias of the same table), plus
+    ``transaction_id < current.transaction_id``: implied (SPEC §3, per row the ids follow
+    commit order), and stated so that the lookup uses the primary key ``(id,
+    transaction_id)``; with the ``end_transaction_id`` index SQLite joined every version
+    closed by the same transaction instead (quadratic). Validity::
+
+        article_version.id = cur.id AND article_version.end_transaction_id = cur.transaction_id
+        AND article_version.transaction_id < cur.transaction_id
+    """
+    tx = current.c[info.transaction_column.key]
+    pk = [current.c[c.key] for c in info.version_primary_key]
+    return sa.and_(previous_version(info, pk, tx), info.transaction_column < tx)
 
 
 def next_version(
