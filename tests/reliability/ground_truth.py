@@ -48,12 +48,13 @@ Expected history (SPEC §3)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import sqlalchemy as sa
 
@@ -139,6 +140,16 @@ class Log:
         """Log an attempt that was rolled back (its tag must leave no trace)."""
         with self._lock:
             self.rolled_back.add(tag)
+
+    def copy(self) -> Log:
+        """Return an independent copy that continues the ticket numbering."""
+        other = Log()
+        with self._lock:
+            other.committed = list(self.committed)
+            other.rolled_back = set(self.rolled_back)
+            last = max((c.seq for c in self.committed), default=0)
+        other._tickets = itertools.count(last + 1)
+        return other
 
     def record(self, tag: str, writes: Iterable[Write]) -> None:
         """Log a transaction committed by a single thread: ticket and commit in one step."""
@@ -303,7 +314,7 @@ def _describe(row: Mapping[str, Any], schema: HistorySchema, tags: Mapping[Any, 
 
 
 def check_history(
-    engine: sa.Engine,
+    bind: Union[sa.Engine, sa.Connection],
     schema: HistorySchema,
     log: Log,
     *,
@@ -312,14 +323,16 @@ def check_history(
     """Compare the database's history with the log; return the anomalies found.
 
     Reads every version, transaction and live row of the tracked tables (one ``SELECT``
-    each), so run it when the writers are done.
+    each), so run it when the writers are done. ``bind`` is an engine, or a connection
+    (whose transaction, if any, it reads within).
     """
     report = Report(max_examples=max_examples)
     expected, final = replay(log, schema, report)
     committed = {c.tag: c for c in log.committed}
     tx_col = schema.transaction_column
 
-    with engine.connect() as conn:
+    opened = bind.connect() if isinstance(bind, sa.Engine) else contextlib.nullcontext(bind)
+    with opened as conn:
         tx_table = schema.transaction
         tag_of: dict[Any, str] = {}
         ids_of_tag: dict[str, list[Any]] = defaultdict(list)

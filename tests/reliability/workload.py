@@ -814,6 +814,7 @@ class RunResult:
     elapsed: float
     stats: Stats
     report: Report
+    log: Log
     #: Writers that stopped on an error that is not retryable (a bug), with tracebacks.
     crashed: list[str]
 
@@ -965,7 +966,9 @@ def _result(
         report = check_history(checker, models.schema(), log)
     finally:
         checker.dispose()
-    return RunResult(settings, engine.dialect.name, strategy, mode, elapsed, stats, report, crashed)
+    return RunResult(
+        settings, engine.dialect.name, strategy, mode, elapsed, stats, report, log, crashed
+    )
 
 
 def _sync_driver(engine: sa.Engine) -> str:
