@@ -110,21 +110,24 @@ class Models:
 
     def schema(self) -> HistorySchema:
         """Describe where the history of these models lives, for ``check_history``."""
-
-        def tracked(name: str, table: sa.Table) -> Tracked:
-            key = tuple(c.name for c in table.primary_key)
-            columns = tuple(c.name for c in table.c if c.name not in key)
-            return Tracked(name, table, version_table(table), key, columns)
-
-        return HistorySchema(
-            (
-                tracked("article", self.Article.__table__),
-                tracked("tag", self.Tag.__table__),
-                tracked("slot", self.Slot.__table__),
-                tracked("article_tag", self.article_tag),
-            ),
+        return history_schema(
             self.transaction,
+            self.Article.__table__,
+            self.Tag.__table__,
+            self.Slot.__table__,
+            self.article_tag,
         )
+
+
+def history_schema(transaction: sa.Table, *tables: sa.Table) -> HistorySchema:
+    """Describe versioned ``tables`` (named by table name in ``Write``) for the checker."""
+
+    def tracked(table: sa.Table) -> Tracked:
+        key = tuple(c.name for c in table.primary_key)
+        columns = tuple(c.name for c in table.c if c.name not in key)
+        return Tracked(table.name, table, version_table(table), key, columns)
+
+    return HistorySchema(tuple(tracked(t) for t in tables), transaction)
 
 
 def build_models(engine: sa.Engine, strategy: str) -> tuple[Models, Callable[[], None]]:
