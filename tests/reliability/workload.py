@@ -161,14 +161,16 @@ def build_models(engine: sa.Engine, strategy: str) -> tuple[Models, Callable[[],
 # -- engines ----------------------------------------------------------------------------------
 
 
-def prepare_engine(engine: Any) -> None:
+def prepare_engine(engine: Any, lock_timeout_ms: int = 10_000) -> None:
     """Make an engine (sync, or an AsyncEngine's ``sync_engine``) fit for concurrent writers.
 
     SQLite: pysqlite's own transaction handling starts a transaction only at the first
     write and breaks SAVEPOINT; as SQLAlchemy's docs recommend, let SQLAlchemy emit the
     BEGIN itself (``BEGIN IMMEDIATE``: one writer at a time, the others wait), enforce
-    foreign keys and wait up to 60 s for the lock. PostgreSQL: give up on a lock after
-    30 s (deadlocks are detected sooner). MySQL/MariaDB: after 10 s instead of 50.
+    foreign keys, wait up to 60 s for the lock, and use WAL (readers do not wait for the
+    writer). PostgreSQL, MySQL/MariaDB: give up on a row lock after ``lock_timeout_ms``
+    (MariaDB counts whole seconds, 0 for not at all; its default is 50 s). Deadlocks are
+    detected sooner.
     """
     name = engine.dialect.name
     if name == "sqlite":
@@ -179,9 +181,11 @@ def prepare_engine(engine: Any) -> None:
             "PRAGMA synchronous = NORMAL",
         ]
     elif name == "postgresql":
-        statements = ["SET lock_timeout = '30s'"]
+        # 0 would mean "wait for ever" here.
+        statements = [f"SET lock_timeout = '{max(1, int(lock_timeout_ms))}ms'"]
     elif name in ("mysql", "mariadb"):
-        statements = ["SET SESSION innodb_lock_wait_timeout = 10"]
+        seconds = -(-int(lock_timeout_ms) // 1000)
+        statements = [f"SET SESSION innodb_lock_wait_timeout = {seconds}"]
     else:
         statements = []
 
