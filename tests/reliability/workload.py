@@ -35,7 +35,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
@@ -282,7 +282,8 @@ class Stats:
     commits: int = 0
     rollbacks: int = 0
     savepoints_rolled_back: int = 0
-    gave_up: int = 0
+    #: Transactions given up after ``MAX_ATTEMPTS``, with the last error of each.
+    gave_up: list[str] = dataclasses.field(default_factory=list)
     retries: Counter[str] = dataclasses.field(default_factory=Counter)
     operations: Counter[str] = dataclasses.field(default_factory=Counter)
     #: Integrity errors raised by statements on history tables (a recording fault).
@@ -294,7 +295,7 @@ class Stats:
         self.commits += other.commits
         self.rollbacks += other.rollbacks
         self.savepoints_rolled_back += other.savepoints_rolled_back
-        self.gave_up += other.gave_up
+        self.gave_up.extend(other.gave_up)
         self.retries.update(other.retries)
         self.operations.update(other.operations)
         self.history_errors.extend(other.history_errors)
@@ -327,7 +328,7 @@ def _classify_one(exc: BaseException) -> Optional[str]:
     if isinstance(exc, Retry):
         return exc.kind
     if isinstance(exc, (StaleDataError, ObjectDeletedError)):
-        return "stale row"
+        return STALE
     if not isinstance(exc, sa.exc.DBAPIError):
         return None
     message = str(exc.orig).lower()
@@ -368,6 +369,7 @@ class Writer:
         self._own = 0
         self._values = 0
         self._attempts = 0
+        self.last_failure = ""
         #: Own article ids that may exist (verified with a locking read before use).
         self.own_articles: list[int] = []
         self.own_slots: list[str] = []
@@ -709,8 +711,10 @@ class Writer:
         self._attempts += 1
         return f"{self.run_id}:{self.number}:{self._attempts}"
 
-    def failed(self, exc: BaseException) -> str:
-        """Count a failed attempt; return its kind, or raise if it is not retryable."""
+    def failed(self, tag: str, exc: BaseException) -> str:
+        """Count a failed (rolled back) attempt and return its kind; re-raise ``exc`` if it
+        is not retryable."""
+        self.log.rollback(tag)
         kind, cause = classify(exc)
         if kind is None:
             raise exc
@@ -720,10 +724,37 @@ class Writer:
             else:
                 self.stats.history_retries[kind] += 1
         self.stats.retries[kind] += 1
+        self.last_failure = f"{kind}: {str(cause).splitlines()[0][:300]}"
         return kind
+
+    def rolled_back(self, tag: str) -> None:
+        self.log.rollback(tag)
+        self.stats.rollbacks += 1
+
+    def committed(self, ticket: int, tag: str, rec: Recorder) -> None:
+        self.log.commit(ticket, tag, rec.writes)
+        self.stats.commits += 1
+
+    def plans(self, deadline: float) -> Iterator[tuple[int, bool, Optional[int]]]:
+        """The transactions to carry out until ``deadline`` (``time.monotonic()``)."""
+        count = 0
+        limit = self.settings.transactions
+        while time.monotonic() < deadline and (limit is None or count < limit):
+            yield self.plan(count)
+            count += 1
+
+    def attempts(self) -> Iterator[tuple[str, Recorder]]:
+        """Tags and recorders for the attempts of one transaction (the caller stops at the
+        one that commits); after ``MAX_ATTEMPTS`` the transaction is given up."""
+        for _ in range(MAX_ATTEMPTS):
+            yield self.next_tag(), Recorder()
+        self.stats.gave_up.append(self.last_failure)
 
 
 MAX_ATTEMPTS = 100
+#: The kind of error after which an application forgets the objects it holds: one of them
+#: names a row that is gone, and the retry (same plan) would pick it again.
+STALE = "stale row"
 
 
 def reset(session: Session) -> None:
@@ -740,36 +771,24 @@ def reset(session: Session) -> None:
 
 def run_sync_writer(writer: Writer, make_session: Callable[[], Session], deadline: float) -> None:
     """Run ``writer`` in this thread until ``deadline`` (``time.monotonic()``)."""
-    settings, log = writer.settings, writer.log
     with make_session() as session:
-        count = 0
-        while time.monotonic() < deadline and (
-            settings.transactions is None or count < settings.transactions
-        ):
-            seed, roll_back, forced = writer.plan(count)
-            count += 1
-            for _ in range(MAX_ATTEMPTS):
-                tag = writer.next_tag()
-                rec = Recorder()
+        for seed, roll_back, forced in writer.plans(deadline):
+            for tag, rec in writer.attempts():
                 try:
                     with versioning_context(remote_addr=tag):
                         writer.body(session, seed, forced, rec, tag)
                         if roll_back:
                             session.rollback()
-                            log.rollback(tag)
-                            writer.stats.rollbacks += 1
+                            writer.rolled_back(tag)
                             break
-                        ticket = log.ticket()
+                        ticket = writer.log.ticket()
                         session.commit()
-                    log.commit(ticket, tag, rec.writes)
-                    writer.stats.commits += 1
+                    writer.committed(ticket, tag, rec)
                     break
                 except Exception as exc:  # classified; re-raised unless retryable
                     reset(session)
-                    log.rollback(tag)
-                    writer.failed(exc)
-            else:
-                writer.stats.gave_up += 1
+                    if writer.failed(tag, exc) == STALE:
+                        session.expunge_all()
 
 
 async def run_async_writer(
@@ -777,36 +796,24 @@ async def run_async_writer(
 ) -> None:
     """Run ``writer`` as an asyncio task until ``deadline``: the same plan through an
     ``AsyncSession`` (the operations run in ``run_sync``, commit and rollback are awaited)."""
-    settings, log = writer.settings, writer.log
     async with make_session() as session:
-        count = 0
-        while time.monotonic() < deadline and (
-            settings.transactions is None or count < settings.transactions
-        ):
-            seed, roll_back, forced = writer.plan(count)
-            count += 1
-            for _ in range(MAX_ATTEMPTS):
-                tag = writer.next_tag()
-                rec = Recorder()
+        for seed, roll_back, forced in writer.plans(deadline):
+            for tag, rec in writer.attempts():
                 try:
                     with versioning_context(remote_addr=tag):
                         await session.run_sync(writer.body, seed, forced, rec, tag)
                         if roll_back:
                             await session.rollback()
-                            log.rollback(tag)
-                            writer.stats.rollbacks += 1
+                            writer.rolled_back(tag)
                             break
-                        ticket = log.ticket()
+                        ticket = writer.log.ticket()
                         await session.commit()
-                    log.commit(ticket, tag, rec.writes)
-                    writer.stats.commits += 1
+                    writer.committed(ticket, tag, rec)
                     break
                 except Exception as exc:  # classified; re-raised unless retryable
                     await session.run_sync(reset)
-                    log.rollback(tag)
-                    writer.failed(exc)
-            else:
-                writer.stats.gave_up += 1
+                    if writer.failed(tag, exc) == STALE:
+                        session.expunge_all()
 
 
 # -- a whole run ------------------------------------------------------------------------------
@@ -840,9 +847,12 @@ class RunResult:
             f"{self.database} {self.mode} {self.strategy}: {self.settings.writers} writers, "
             f"seed {self.settings.seed}, {self.elapsed:.1f} s",
             f"  commits: {s.commits} ({rate:.0f}/s), rolled back on purpose: {s.rollbacks}, "
-            f"savepoints rolled back: {s.savepoints_rolled_back}, gave up: {s.gave_up}",
+            f"savepoints rolled back: {s.savepoints_rolled_back}, gave up: {len(s.gave_up)}",
             f"  retries: {sum(s.retries.values())} {dict(sorted(s.retries.items()))}",
         ]
+        if s.gave_up:
+            lines.append("  last error of each transaction given up:")
+            lines.extend(f"      {e}" for e in sorted(set(s.gave_up))[:5])
         if s.history_retries:
             by_kind = dict(sorted(s.history_retries.items()))
             lines.append(f"  of which raised by history statements: {by_kind}")
