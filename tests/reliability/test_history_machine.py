@@ -37,7 +37,7 @@ from sqlalchemy_history import versioning_context
 from .capabilities import Capabilities
 from .conftest import workload_models
 from .ground_truth import Log, Report, RowId, Write, check_history, replay
-from .workload import Models, Recorder, classify, prepare_engine
+from .workload import Models, Recorder, classify, forget_stale, prepare_engine
 
 KEYS = 4
 TAGS = 3
@@ -205,12 +205,7 @@ class HistoryMachine(RuleBasedStateMachine):
         name = self.value(s)
 
         def step(session: Session) -> None:
-            identity = sa.inspect(self.models.Article).identity_key_from_primary_key((key,))
-            stale = session.identity_map.get(identity)
-            if stale is not None and stale not in session.deleted:
-                # Deleted by another session since this one loaded it (an object this
-                # session is deleting itself stays: its row is re-inserted, a row switch).
-                session.expunge(stale)
+            forget_stale(session, self.models.Article, (key,))
             linked = [session.get(self.models.Tag, t) for t in tags]
             session.add(
                 self.models.Article(id=key, name=name, content=None, rank=None, tags=linked)

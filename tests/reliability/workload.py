@@ -225,6 +225,15 @@ def isolation_for(dialect_name: str, number: int) -> Optional[str]:
 # -- one writer -------------------------------------------------------------------------------
 
 
+def forget_stale(session: Session, cls: Any, key: tuple[Any, ...]) -> None:
+    """Before inserting ``key``: expunge this session's object for it, whose row another
+    writer deleted since it was loaded. An object this session is deleting itself stays
+    (its row is re-inserted in the same flush: a row switch)."""
+    stale = session.identity_map.get(sa.inspect(cls).identity_key_from_primary_key(key))
+    if stale is not None and stale not in session.deleted:
+        session.expunge(stale)
+
+
 class Retry(Exception):
     """The attempt cannot go on as planned (e.g. a row it needs vanished): retry it."""
 
@@ -458,6 +467,7 @@ class Writer:
             "content": self.value(tag) if rng.random() < 0.7 else None,
             "rank": self.number_value(),
         }
+        forget_stale(session, self.M.Article, (key,))
         tags = [session.get(self.M.Tag, t) for t in tag_ids]
         session.add(self.M.Article(id=key, tags=tags, **values))
         rec.add(Write.insert("article", (key,), **values))
@@ -604,6 +614,7 @@ class Writer:
         exists = session.scalars(query).first() is not None
         if not exists:
             value = self.value(tag)
+            forget_stale(session, S, key)
             session.add(S(owner=key[0], code=key[1], value=value))
             rec.add(Write.insert("slot", key, value=value))
             return
