@@ -204,7 +204,10 @@ def prepare_engine(engine: Any, lock_timeout_ms: int = 10_000) -> None:
         def _begin(connection: Any) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-    engine.dispose()
+    if not engine.dialect.is_async:
+        # Connections already pooled missed the listener. (An async pool is disposed in
+        # its event loop; the ones given here are new.)
+        engine.dispose()
 
 
 def isolation_for(dialect_name: str, number: int) -> Optional[str]:
