@@ -209,6 +209,29 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def stress(session: nox.Session) -> None:
+    """Run the concurrent-writers checker long; print commits/s, retries and anomalies.
+
+    ``nox -s stress -- --seconds 60 --writers 32 [--db postgresql|mysql|sqlite]
+    [--strategy validity|subquery|both] [--async] [--seed N]`` (``-- --help`` lists the
+    options). Databases: SQLite and those whose SQLALCHEMY_HISTORY_<DB>_URL is set; the
+    workload's tables are dropped and created there. Not a default session. The test
+    suite runs a short form (tests/reliability/test_concurrent_writers.py).
+    """
+    install_groups(
+        session,
+        "tests",
+        "tests-postgresql",
+        "tests-mysql",
+        "tests-sqlite-asyncio",
+        "tests-postgresql-asyncio",
+        "tests-mysql-asyncio",
+    )
+    tests = str(ROOT / "tests")
+    session.run("python", "-m", "reliability.stress", *session.posargs, env={"PYTHONPATH": tests})
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Run the examples: quick start (sync, then async on aiosqlite), audit log, retention."""
     install_groups(session, "tests-sqlite-asyncio")

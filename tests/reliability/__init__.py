@@ -1,0 +1,1 @@
+"""The reliability suite: is the history in the database right? (see CONTRIBUTING.md)."""
