@@ -59,13 +59,3 @@ def async_engine_for(engine: sa.Engine, pool_size: int = 10) -> Any:
     async_engine = create_async_engine(url, **options)
     prepare_engine(async_engine.sync_engine)
     return async_engine
-
-
-def known_bug(
-    request: pytest.FixtureRequest, case: int, reason: str, raises: Any = AssertionError
-) -> None:
-    """Mark the running test as failing today because of issue 11 case ``case`` (strict:
-    it must fail, and only with ``raises``). Remove the call when the case is fixed."""
-    request.applymarker(
-        pytest.mark.xfail(strict=True, raises=raises, reason=f"issue 11 case {case}: {reason}")
-    )

@@ -28,13 +28,17 @@ from .ground_truth import (
 )
 from .workload import Models, RunResult, Settings, run_threads
 
-#: The operations of issue 11 cases 3 and 5, broken today even for a single writer.
-BROKEN_TODAY = frozenset({"primary key change", "re-insert in one flush"})
+#: Operations that move a row between keys: two transactions swapped by a damage test then
+#: also show as versions missing under one key and unexpected under another, so the damage
+#: tests leave them out to get one kind of anomaly per kind of damage.
+MOVES_KEYS = frozenset({"primary key change", "re-insert in one flush"})
 
 
-def serial_history(versioned: Any, engine: sa.Engine, strategy: str) -> tuple[Models, RunResult]:
+def serial_history(
+    versioned: Any, engine: sa.Engine, strategy: str, without: frozenset[str] = frozenset()
+) -> tuple[Models, RunResult]:
     models = workload_models(versioned, strategy)
-    settings = Settings(writers=1, seconds=120, seed=5, transactions=40, without=BROKEN_TODAY)
+    settings = Settings(writers=1, seconds=120, seed=5, transactions=40, without=without)
     return models, run_threads(engine, models, settings, strategy)
 
 
@@ -183,7 +187,7 @@ DAMAGE: list[tuple[Callable[..., None], set[str], set[str], bool]] = [
 
 
 def test_checker_names_each_kind_of_damage(versioned, prepared_engine, strategy):
-    models, result = serial_history(versioned, prepared_engine, strategy)
+    models, result = serial_history(versioned, prepared_engine, strategy, MOVES_KEYS)
     assert result.report.ok, result.summary()
     schema = models.schema()
     wrong = []

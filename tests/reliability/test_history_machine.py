@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -41,10 +40,6 @@ from .workload import Models, Recorder, classify, forget_stale, prepare_engine
 
 KEYS = 4
 TAGS = 3
-
-#: Operations failing today: issue 11 case 5 (primary key change) and case 3 (a linked
-#: article deleted and added again in one flush).
-BROKEN_TODAY = frozenset({"change_key", "readd_one_flush"})
 
 
 def examples_for(caps: Capabilities) -> int:
@@ -518,18 +513,10 @@ def run_machine(
     )
 
 
-def test_one_session_without_the_operations_broken_today(versioned, engine, caps, strategy):
-    run_machine(versioned, engine, caps, strategy, 1, BROKEN_TODAY)
+def test_one_session_keeps_history_true(versioned, engine, caps, strategy):
+    run_machine(versioned, engine, caps, strategy, 1, frozenset())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 11 cases 1-5: generated sequences meet them (key change, re-add in one "
-    "flush; with two sessions commit order and stale values)",
-)
 def test_generated_operations_keep_history_true(versioned, engine, caps, strategy):
     sessions = 2 if caps.concurrent_write_transactions else 1
-    # While this fails on purpose, do not spend minutes shrinking: remove shrink=False
-    # together with the xfail.
-    run_machine(versioned, engine, caps, strategy, sessions, frozenset(), shrink=False)
+    run_machine(versioned, engine, caps, strategy, sessions, frozenset())

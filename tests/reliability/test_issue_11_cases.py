@@ -5,8 +5,7 @@ a session's statements run only when the other holds no lock they would wait for
 that need two open write transactions skip on databases that allow one at a time
 (SQLite); case-specific behaviour is asked of the database (``capabilities.py``).
 
-Tests that fail today carry a strict xfail naming the case (``known_bug`` or the
-decorator): the fix removes them.
+Each test failed on the code before the fix of its case.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from sqlalchemy_history import version_class, version_table
 from sqlalchemy_history.plugins import ActivityPlugin, NullDeletePlugin, PropertyModTrackerPlugin
 
 from .capabilities import Capabilities
-from .conftest import known_bug, workload_models
+from .conftest import workload_models
 from .ground_truth import DELETE, INSERT, UPDATE
 from .workload import Models, define
 
@@ -71,11 +70,8 @@ def requires_concurrent_writers(caps: Capabilities) -> None:
 # -- case 1: history order is commit order --------------------------------------------------
 
 
-def test_history_order_is_commit_order_when_tx_id_taken_early(
-    request, versioned, engine, caps, strategy
-):
+def test_history_order_is_commit_order_when_tx_id_taken_early(versioned, engine, caps, strategy):
     requires_concurrent_writers(caps)
-    known_bug(request, 1, "the transaction id is taken at the first flush, not in commit order")
     M = workload_models(versioned, strategy)
     seed(engine, M, {"id": 1, "name": "b0"}, {"id": 2, "name": "x0"})
     first, second = Session(engine), Session(engine)
@@ -142,8 +138,7 @@ def test_stale_value_not_recorded_in_single_flush(versioned, engine, strategy):
     assert_newest_version_is_live_row(engine, M)
 
 
-def test_stale_value_not_recorded_in_multi_flush(request, versioned, engine, strategy):
-    known_bug(request, 2, "a later flush rewrites the version with in-memory values")
+def test_stale_value_not_recorded_in_multi_flush(versioned, engine, strategy):
     M = workload_models(versioned, strategy)
     session, article = stale_article(engine, M)
     with session:
@@ -155,8 +150,7 @@ def test_stale_value_not_recorded_in_multi_flush(request, versioned, engine, str
     assert_newest_version_is_live_row(engine, M)
 
 
-def test_stale_value_not_recorded_in_delete(request, versioned, engine, strategy):
-    known_bug(request, 2, "a DELETE version takes the deleted object's in-memory values")
+def test_stale_value_not_recorded_in_delete(versioned, engine, strategy):
     M = workload_models(versioned, strategy)
     session, article = stale_article(engine, M)
     with session:
@@ -174,8 +168,7 @@ def test_stale_value_not_recorded_in_delete(request, versioned, engine, strategy
 @pytest.mark.parametrize(
     "plugin", [PropertyModTrackerPlugin, NullDeletePlugin, ActivityPlugin], ids=lambda p: p.__name__
 )
-def test_stale_value_not_recorded_with_plugin(request, versioned, engine, strategy, plugin):
-    known_bug(request, 2, "with a plugin that adjusts rows, values come from memory")
+def test_stale_value_not_recorded_with_plugin(versioned, engine, strategy, plugin):
     v = versioned(define, options={"strategy": strategy}, plugins=[plugin()])
     M = Models.of(v.models, v.Transaction)
     session, article = stale_article(engine, M)
@@ -203,12 +196,10 @@ def readd_linked_article(engine: sa.Engine, M: Models, flushes: int, loaded: boo
 
 @pytest.mark.parametrize("loaded", [True, False], ids=["tags-loaded", "tags-not-loaded"])
 @pytest.mark.parametrize("flushes", [1, 2], ids=["one-flush", "two-flushes"])
-def test_delete_and_readd_keeps_m2m_link(request, versioned, engine, strategy, flushes, loaded):
+def test_delete_and_readd_keeps_m2m_link(versioned, engine, strategy, flushes, loaded):
     """Deleting an article and adding it back with the same key and tag: the link was
     removed and added again, it existed before and after, so its version is an UPDATE
     (as the article's is), never a DELETE of a link that exists."""
-    if flushes == 1 and loaded:
-        known_bug(request, 3, "the kept link is recorded as a DELETE when both are in one flush")
     M = workload_models(versioned, strategy)
     readd_linked_article(engine, M, flushes, loaded)
     rows = history(engine, M.article_tag, lambda v: v.c.article_id == 1)
@@ -240,11 +231,7 @@ def lock_and_update(session: Session, M: Models, key: int, name: str) -> None:
     session.commit()
 
 
-def test_row_created_after_snapshot_then_updated_has_one_open_version(
-    request, versioned, engine, caps
-):
-    if caps.snapshot_reads_behind_locking_reads:
-        known_bug(request, 4, "the closing read does not see versions newer than the snapshot")
+def test_row_created_after_snapshot_then_updated_has_one_open_version(versioned, engine, caps):
     M = workload_models(versioned, "validity")
     session = snapshot_then(engine, M)
     with session:
@@ -261,9 +248,7 @@ def test_row_created_after_snapshot_then_updated_has_one_open_version(
     assert_chain(rows)
 
 
-def test_key_recreated_after_snapshot_has_one_open_version(request, versioned, engine, caps):
-    if caps.snapshot_reads_behind_locking_reads:
-        known_bug(request, 4, "the DELETE version written after the snapshot stays open")
+def test_key_recreated_after_snapshot_has_one_open_version(versioned, engine, caps):
     M = workload_models(versioned, "validity")
     session = snapshot_then(engine, M)
     with session:
@@ -283,11 +268,6 @@ def test_key_recreated_after_snapshot_has_one_open_version(request, versioned, e
 # -- case 5: primary key update -------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 11 case 5: the old key's version stays open, the new key starts with UPDATE",
-)
 @pytest.mark.parametrize("also_changed", [False, True], ids=["key-only", "key-and-name"])
 def test_primary_key_update_chain(versioned, engine, strategy, also_changed):
     """Changing a primary key ends the old key's history with a DELETE version and starts
@@ -343,7 +323,7 @@ def coded(Base: type[DeclarativeBase]) -> dict[str, Any]:
     ids=["case", "trailing-space"],
 )
 def test_case_and_trailing_space_keys_mariadb(
-    request, versioned, engine, caps, strategy, old, new, comparison, how
+    versioned, engine, caps, strategy, old, new, comparison, how
 ):
     """Where the database holds ``old`` and ``new`` to be the same key (MariaDB's default
     collations), replacing one by the other in a transaction is one row deleted and
@@ -352,18 +332,22 @@ def test_case_and_trailing_space_keys_mariadb(
     case_insensitive, pad_space = caps.key_comparison
     if not (case_insensitive if comparison == "case-insensitive" else pad_space):
         pytest.skip(f"{engine.dialect.name} compares {old!r} and {new!r} as different keys")
-    if how != "key-change":
-        known_bug(
-            request,
-            6,
-            "version rows of the two spellings collide on the version table's primary key",
-            raises=sa.exc.IntegrityError,
-        )
     v = versioned(coded, options={"strategy": strategy})
     Code = v.Code
     with Session(engine) as session:
         session.add(Code(code=old, label="first"))
         session.commit()
+    if how == "one-flush":
+        # The ORM inserts new objects before it deletes others in one flush: the parent
+        # INSERT of `new` hits `old`, which the database holds to be the same key. That is
+        # the ORM's statement order (it happens without versioning), not history.
+        with Session(engine) as session, pytest.raises(sa.exc.IntegrityError) as failed:
+            session.delete(session.get(Code, old))
+            session.add(Code(code=new, label="second"))
+            session.flush()
+        assert str(failed.value.statement).startswith("INSERT INTO code ")
+        assert len(history(engine, Code.__table__, lambda version: version.c.code == old)) == 1
+        return
     with Session(engine) as session:
         row = session.get(Code, old)
         if how == "key-change":
