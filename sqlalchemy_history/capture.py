@@ -29,6 +29,7 @@ The number of statements depends on the tables the statement touches, never on i
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -576,8 +577,38 @@ class Recorder:
         changes: list[RowChange] = []
         for target in self.targets:
             changes.extend(target.after(self, rowcount))
+        changes.extend(self._other_tables(changes))
         self.uow.write_rows(self.session, self.connection, changes)
         self._refresh_identity_map()
+
+    def _other_tables(self, changes: list[RowChange]) -> list[RowChange]:
+        """UPDATE versions in the other tables of the changed rows' objects.
+
+        A version of a joined-inheritance object is one row per table (the version class
+        joins them by key and transaction), so a flush that changes only the engineer
+        table writes the person table's version too. A statement changing one table does
+        the same, copied from the rows of the other tables: always there for a base table,
+        where they exist for a subclass table (a person may be no engineer; one ``SELECT``
+        per such table tells).
+        """
+        written = {(c.info, c.key) for c in changes}
+        wanted: dict[VersionTable, dict[tuple[Any, ...], bool]] = defaultdict(dict)
+        for change in changes:
+            if change.operation is not Operation.UPDATE:
+                continue
+            for other in inheritance_tables(self.manager, change.info.parent):
+                key = tuple(change.key[i] for i in other.positions)
+                if (other.info, key) not in written:
+                    known = wanted[other.info].get(key, False)
+                    wanted[other.info][key] = known or other.always
+        extra: list[RowChange] = []
+        for info, keys in wanted.items():
+            unsure = [key for key, always in keys.items() if not always]
+            present = writer.fetch_missing(self.connection, info, unsure, []) if unsure else {}
+            for key, always in keys.items():
+                if always or key in present:
+                    extra.append(RowChange(info, key, Operation.UPDATE, True, changed=frozenset()))
+        return extra
 
     def _refresh_identity_map(self) -> None:
         """Expire attributes of objects in the session that the statement changed behind
@@ -619,6 +650,50 @@ class Recorder:
                         stale.append(attr)
             if stale:
                 self.session.expire(obj, stale)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Related:
+    """Another version table of the objects that have rows in a table."""
+
+    info: VersionTable
+    #: Every row of the first table has one here (a base table of its own mapper).
+    always: bool
+    #: Where each key column of ``info`` is in the first table's key.
+    positions: tuple[int, ...]
+
+
+def inheritance_tables(manager: VersioningManager, table: sa.Table) -> tuple[_Related, ...]:
+    """Return the other version tables of joined-inheritance objects with rows in
+    ``table`` (cached on the manager until version tables change)."""
+    cache = manager.table_cache
+    found = cache.get(("inheritance", table))
+    if found is not None:
+        return found
+    own = manager.version_tables.get(table)
+    related: dict[VersionTable, _Related] = {}
+    for cls in list(manager.version_class_map):
+        mapper: Mapper[Any] = sa.inspect(cls)
+        infos = [info for info, _ in manager.plan_for(mapper).tables]
+        if own is None or own not in infos:
+            continue
+        always = mapper.local_table is table
+        for info in infos:
+            if info is own:
+                continue
+            positions = tuple(
+                next(
+                    i
+                    for i, column in enumerate(own.primary_key)
+                    if same_property(mapper, column, other)
+                )
+                for other in info.primary_key
+            )
+            earlier = related.get(info)
+            if earlier is None or (always and not earlier.always):
+                related[info] = _Related(info, always, positions)
+    cache[("inheritance", table)] = tuple(related.values())
+    return cache[("inheritance", table)]
 
 
 class LegacyBulk:

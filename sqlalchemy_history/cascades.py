@@ -64,11 +64,11 @@ class Edge:
 def edges(manager: VersioningManager, table: sa.Table) -> tuple[Edge, ...]:
     """Return the foreign keys into ``table`` whose ``ON DELETE`` rule reaches a versioned
     table (the child itself, or, through further ``CASCADE`` rules, its descendants)."""
-    cache = manager.cascade_edges
-    found = cache.get(table)
+    cache = manager.table_cache
+    found = cache.get(("cascades", table))
     if found is not None:
         return found
-    cache[table] = ()  # a cycle back to this table adds nothing new
+    cache[("cascades", table)] = ()  # a cycle back to this table adds nothing new
     result: list[Edge] = []
     for child in list(table.metadata.tables.values()):
         for constraint in child.foreign_key_constraints:
@@ -93,8 +93,8 @@ def edges(manager: VersioningManager, table: sa.Table) -> tuple[Edge, ...]:
                     tuple(p for _, p in pairs),
                 )
             )
-    cache[table] = tuple(result)
-    return cache[table]
+    cache[("cascades", table)] = tuple(result)
+    return cache[("cascades", table)]
 
 
 def has_edges(manager: VersioningManager, mapper: Mapper[Any]) -> bool:

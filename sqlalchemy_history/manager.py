@@ -110,9 +110,10 @@ class VersioningManager:
         self.pending_relationships: list[tuple[Mapper[Any], type]] = []
         #: Versioned mappers whose late-resolved association tables are still to check.
         self.pending_associations: list[Mapper[Any]] = []
-        #: Per table, the foreign keys whose ON DELETE rule reaches a versioned table
-        #: (``cascades.edges``); rebuilt when version tables are added.
-        self.cascade_edges: dict[sa.Table, tuple[Any, ...]] = {}
+        #: What is derived per table from the MetaData and the mappers, by (kind, table):
+        #: cascading foreign keys (``cascades.edges``), joined-inheritance siblings
+        #: (``capture.inheritance_tables``). Rebuilt when version tables are added.
+        self.table_cache: dict[tuple[str, sa.Table], tuple[Any, ...]] = {}
 
     # -- options -------------------------------------------------------------------
 
@@ -143,7 +144,7 @@ class VersioningManager:
         return bool(self.resolve_options(cls).versioning)
 
     def register_version_table(self, info: VersionTable) -> None:
-        self.cascade_edges.clear()
+        self.table_cache.clear()
         self.version_tables[info.parent] = info
         self._version_infos[info.table] = info
         self.version_table_map[info.parent] = info.table

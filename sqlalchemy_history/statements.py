@@ -132,7 +132,11 @@ def set_clause(statement: Union[Insert, Update]) -> list[tuple[Any, Any]]:
 
 
 def multi_values(statement: Insert) -> list[dict[Any, Any]]:
-    """Return the rows of ``insert().values([{...}, {...}])`` (empty for other forms)."""
+    """Return the rows of ``insert().values([{...}, {...}])`` (empty for other forms).
+
+    As SQLAlchemy renders them: the first row names the columns; a key only a later row
+    has is ignored, a key it lacks takes the column's default.
+    """
     rows: list[dict[Any, Any]] = []
     for group in getattr(statement, "_multi_values", ()) or ():
         for row in group:
@@ -140,6 +144,9 @@ def multi_values(statement: Insert) -> list[dict[Any, Any]]:
                 columns = list(statement.table.c)
                 row = dict(zip(columns, row))
             rows.append(dict(row))
+    if rows:
+        named = list(rows[0])
+        rows = [{k: row[k] for k in named if k in row} for row in rows]
     return rows
 
 
