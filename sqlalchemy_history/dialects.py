@@ -181,6 +181,12 @@ class PostgreSQLRules(DialectRules):
     # The wire protocol counts parameters in an int16 (asyncpg, psycopg 3 server-side binds).
     max_params = 32_000
 
+    def enforces_foreign_keys(self, connection: Connection) -> bool:
+        # Foreign keys are system triggers, which session_replication_role = replica
+        # (logical replication, bulk loaders) switches off, cascades included.
+        role = connection.exec_driver_sql("SHOW session_replication_role").scalar()
+        return role != "replica"
+
 
 class MySQLRules(DialectRules):
     # InnoDB under REPEATABLE READ (the default) takes next-key/gap locks for a range
