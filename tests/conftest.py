@@ -220,3 +220,25 @@ def ops(found: dict[str, list[tuple[Any, ...]]], table: str) -> list[tuple[Any, 
         key = values.get("id", (values.get("order_id"), values.get("line_no")))
         out.append((key, values["transaction_id"], values["operation_type"]))
     return sorted(out, key=repr)
+
+
+def same_history(
+    v,
+    setup: Callable[[Session], None],
+    by_orm: Callable[[Session], None],
+    by_statement: Callable[[Session], None],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Run ``setup`` then each change on fresh tables; assert both histories are equal."""
+    results = []
+    for change in (by_orm, by_statement):
+        reset(v)
+        with v.session() as session:
+            setup(session)
+            session.commit()
+        with v.session() as session:
+            change(session)
+            session.commit()
+        results.append(history(v))
+    assert results[1] == results[0]
+    assert len(sqlalchemy_history.versioning_manager.units_of_work) == 0
+    return results[1]

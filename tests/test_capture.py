@@ -11,13 +11,13 @@ validity chain, with transactions compared by their order.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from conftest import count_statements, history, ops, reset
+from conftest import count_statements, history, ops, same_history
 from sqlalchemy_history import Operation, VersioningError, versioning_manager
 from sqlalchemy_history.plugins import PropertyModTrackerPlugin, TransactionChangesPlugin
 
@@ -75,28 +75,6 @@ def articles(session: Session, v, names: list[str]) -> None:
     session.add_all(
         [v.Article(name=n, content="c", slug=f"s{i}", views=1) for i, n in enumerate(names)]
     )
-
-
-def same_history(
-    v,
-    setup: Callable[[Session], None],
-    by_orm: Callable[[Session], None],
-    by_statement: Callable[[Session], None],
-) -> dict[str, list[tuple[Any, ...]]]:
-    """Run ``setup`` then each change on fresh tables; assert both histories are equal."""
-    results = []
-    for change in (by_orm, by_statement):
-        reset(v)
-        with v.session() as session:
-            setup(session)
-            session.commit()
-        with v.session() as session:
-            change(session)
-            session.commit()
-        results.append(history(v))
-    assert results[1] == results[0]
-    assert len(versioning_manager.units_of_work) == 0
-    return results[1]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, relationship
 
-from conftest import count_statements, history, ops, reset
+from conftest import count_statements, history, ops, same_history
 from sqlalchemy_history import Operation
 
 INSERT, UPDATE, DELETE = int(Operation.INSERT), int(Operation.UPDATE), int(Operation.DELETE)
@@ -155,21 +155,6 @@ def delete_by_hand(v, article_id: int) -> Callable[[Session], None]:
     return change
 
 
-def compare(v, setup, by_orm, by_database) -> dict[str, list[tuple[Any, ...]]]:
-    results = []
-    for change in (by_orm, by_database):
-        reset(v)
-        with v.session() as s:
-            setup(s)
-            s.commit()
-        with v.session() as s:
-            change(s)
-            s.commit()
-        results.append(history(v))
-    assert results[1] == results[0]
-    return results[1]
-
-
 @pytest.mark.parametrize("how", ["flush", "bulk delete", "query delete"])
 def test_cascaded_rows_get_the_versions_a_flush_would_write(v, how):
     def by_database(s: Session) -> None:
@@ -180,7 +165,7 @@ def test_cascaded_rows_get_the_versions_a_flush_would_write(v, how):
         else:
             s.query(v.Article).filter(v.Article.name == "a0").delete()
 
-    found = compare(v, populate(v), delete_by_hand(v, 1), by_database)
+    found = same_history(v, populate(v), delete_by_hand(v, 1), by_database)
     second = {
         table: [r for r in ops(found, table) if r[1] == 2]
         for table in ("comment_version", "reply_version", "attachment_version", "document_version")
@@ -217,7 +202,7 @@ def test_a_self_referential_tree_is_followed_to_the_leaves(v):
     def by_database(s: Session) -> None:
         s.execute(sa.delete(v.Node).where(v.Node.id == 1))
 
-    found = compare(v, setup, by_hand, by_database)
+    found = same_history(v, setup, by_hand, by_database)
     assert [r for r in ops(found, "node_version") if r[2] == DELETE] == [
         (i, 2, DELETE) for i in range(1, 6)
     ]
