@@ -40,7 +40,7 @@ from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql.dml import Delete, Insert, Update, UpdateBase
 
 from . import cascades, statements, writer
-from .dialects import rules_for
+from .dialects import BATCH_EXECUTION_OPTIONS, rules_for
 from .exc import VersioningError
 from .operations import Operation
 from .statements import Row, Subject, same_columns, same_property
@@ -470,26 +470,45 @@ class Recorder:
     def _plan_generated(
         self, statement: Insert, rows: list[Row], key_columns: list[sa.Column[Any]]
     ) -> Insert:
-        """Decide how the keys the database generates will be learned."""
+        """Decide how the keys the database generates will be learned.
+
+        In order: a joined-inheritance ORM INSERT already has SQLAlchemy fetch them (the
+        subclass rows need them) and ``collect`` takes them; where the backend returns
+        keys, the statement asks for them (RETURNING in the same statement, or the
+        driver's lastrowid for one row); a unique key every row gives finds the rows
+        afterwards; else the dialect's way for one autoincrement column
+        (``learn_generated_keys``). Otherwise the statement is refused before it runs.
+        """
         table = self.subject.table
-        rules = rules_for(self.connection.dialect)
+        dialect = self.connection.dialect
+        rules = rules_for(dialect)
         multi_values = not self.parameter_sets and len(rows) > 1
-        if not multi_values and rules.returns_generated_keys(self.connection.dialect, len(rows)):
-            # RETURNING in the statement itself (or lastrowid for one row): SQLAlchemy
-            # hands the keys to collect() through inserted_primary_key_rows.
+        # some rows give their key, others not: arithmetic over generated keys won't do
+        mixed = any(statements.given([row], key_columns) is not None for row in rows)
+        if self.parameter_sets and len(self.subject.tables) > 1:
             return statement.return_defaults(*key_columns)
+        returns = rules.returns_generated_keys(dialect, len(rows)) or (
+            mixed and bool(dialect.insert_executemany_returning)
+        )
+        if not multi_values and returns:
+            # inserted_primary_key_rows hands the keys to collect(); a large page size
+            # lets only the backend's parameter limit split an executemany.
+            return statement.return_defaults(*key_columns).execution_options(
+                **BATCH_EXECUTION_OPTIONS
+            )
         for columns in statements.unique_keys(table):
             found = statements.given(rows, columns)
             if found is not None and not any(c is k for c in columns for k in key_columns):
                 self.unique = (list(columns), found)
                 return statement
-        if len(key_columns) == 1 and table.autoincrement_column is not None:
+        learnable = len(key_columns) == 1 and table.autoincrement_column is not None
+        if learnable and rules.learns_generated_keys and not mixed:
             self.learn_after = True
             return statement
         raise VersioningError(
-            f"cannot learn the keys {self.connection.dialect.name} generates for a "
-            f"multi-row INSERT into versioned table {table.name!r}; give the primary key "
-            f"(or a unique key) in every row, or insert the rows as parameter sets: "
+            f"cannot learn the keys {dialect.name} generates for a multi-row INSERT into "
+            f"versioned table {table.name!r}; give the primary key (or a unique key) in "
+            f"every row, or insert the rows as parameter sets: "
             f"session.execute(insert(...), [{{...}}, ...])."
         )
 

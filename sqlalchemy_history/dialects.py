@@ -61,6 +61,9 @@ class DialectRules:
         """
         return rows <= 1 or bool(dialect.insert_executemany_returning)
 
+    #: Whether ``learn_generated_keys`` can tell the keys of a multi-row INSERT.
+    learns_generated_keys = False
+
     def learn_generated_keys(
         self, connection: Connection, table: sa.Table, rows: int
     ) -> Optional[list[tuple[Any, ...]]]:
@@ -158,6 +161,14 @@ class SQLiteRules(DialectRules):
     def generated_key_is_new(self, table: sa.Table) -> bool:
         return bool(table.kwargs.get("sqlite_autoincrement"))
 
+    def returns_generated_keys(self, dialect: Dialect, rows: int) -> bool:
+        # An executemany INSERT asked for RETURNING is split by SQLAlchemy into multi-row
+        # INSERTs of at most 32,766 parameters; last_insert_rowid() leaves it one
+        # statement and costs one SELECT.
+        return rows <= 1
+
+    learns_generated_keys = True
+
     def learn_generated_keys(
         self, connection: Connection, table: sa.Table, rows: int
     ) -> Optional[list[tuple[Any, ...]]]:
@@ -200,6 +211,8 @@ class MySQLRules(DialectRules):
     row_values = True
     # Server-side prepared statements (asyncmy, mysqlconnector) allow 65535 placeholders.
     max_params = 60_000
+
+    learns_generated_keys = True
 
     def learn_generated_keys(
         self, connection: Connection, table: sa.Table, rows: int

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from conftest import count_statements, history, ops, same_history
 from sqlalchemy_history import Operation, VersioningError, versioning_manager
+from sqlalchemy_history.dialects import rules_for
 from sqlalchemy_history.plugins import PropertyModTrackerPlugin, TransactionChangesPlugin
 
 INSERT, UPDATE, DELETE = int(Operation.INSERT), int(Operation.UPDATE), int(Operation.DELETE)
@@ -252,6 +253,52 @@ def test_insert_matches_a_flush(v, form):
         (3, 2, INSERT),
         (4, 2, INSERT),
     ]
+
+
+def _orm_notes(v):
+    return lambda s: s.add_all([v.Note(text=f"n{i}") for i in range(3)])
+
+
+def _bulk_notes(v):
+    return lambda s: s.execute(sa.insert(v.Note), [{"text": f"n{i}"} for i in range(3)])
+
+
+def test_generated_keys_are_learned_without_returning(v, engine, monkeypatch):
+    """Where the backend cannot return the keys of a multi-row INSERT (MySQL, SQLite),
+    ``dialects.learn_generated_keys`` asks it: SQLite's last_insert_rowid(); MySQL's
+    LAST_INSERT_ID() and ROW_COUNT() (MariaDB has RETURNING: switched off here)."""
+    rules = rules_for(engine.dialect)
+    if engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL always returns generated keys (RETURNING)")
+    monkeypatch.setattr(type(rules), "returns_generated_keys", lambda self, d, rows: rows <= 1)
+    with count_statements(v.engine) as counter:
+        found = same_history(v, lambda s: None, _orm_notes(v), _bulk_notes(v))
+    asked = "last_insert_rowid" if engine.dialect.name == "sqlite" else "last_insert_id"
+    assert len(counter.matching(asked)) == 1
+    assert [row[0] for row in ops(found, "note_version")] == [1, 2, 3]
+
+
+def test_rows_giving_some_keys_use_returning_where_there_is_one(v, engine):
+    if not engine.dialect.insert_executemany_returning:
+        pytest.skip(f"{engine.dialect.name} has no multi-row RETURNING")
+
+    def orm(s: Session) -> None:
+        s.add_all([v.Note(text="n0"), v.Note(id=10, text="n1"), v.Note(text="n2")])
+
+    def bulk(s: Session) -> None:
+        s.execute(sa.insert(v.Note), [{"text": "n0"}, {"id": 10, "text": "n1"}, {"text": "n2"}])
+
+    same_history(v, lambda s: None, orm, bulk)
+
+
+def test_a_multi_row_insert_whose_keys_cannot_be_learned_is_refused(v, engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the other backends learn generated keys without RETURNING")
+    with v.session() as s:
+        statement = sa.insert(v.Note).values([{"text": "a"}, {"text": "b"}])
+        with pytest.raises(VersioningError, match="cannot learn the keys postgresql generates"):
+            s.execute(statement)
+        assert s.scalars(sa.select(v.Note)).all() == []
 
 
 def test_bulk_insert_mappings_and_bulk_save_objects_match_a_flush(v):
