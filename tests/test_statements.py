@@ -64,7 +64,7 @@ def test_orm_keys_become_the_columns_they_write() -> None:
     assert set(found.columns("id")) == {person.c.id, engineer.c.id}
     assert found.columns(Engineer.skill) == [engineer.c.skill]
     update = sa.update(Engineer).values(skill="s")
-    ((key, value),) = statements.set_clause(update)
+    ((key, _),) = statements.set_clause(update)
     assert found.columns(key) == [engineer.c.skill]
     row = found.row({"id": 3, "skill": "s", "unknown": 1})
     assert row[person.c.id] == row[engineer.c.id] == 3
@@ -139,7 +139,7 @@ def test_unique_keys_and_given_values() -> None:
     assert (person.c.email,) in keys
     rows = [{person.c.id: 1, person.c.email: "a"}, {person.c.id: 2, person.c.email: "b"}]
     assert statements.given(rows, [person.c.id]) == [(1,), (2,)]
-    assert statements.given(rows + [{person.c.email: "c"}], [person.c.id]) is None
+    assert statements.given([*rows, {person.c.email: "c"}], [person.c.id]) is None
     expression = [{person.c.id: sa.func.random()}]
     assert statements.given(expression, [person.c.id]) is None
     assert statements.given([{person.c.id: sa.bindparam("x", 5)}], [person.c.id]) == [(5,)]
