@@ -76,9 +76,11 @@ from sqlalchemy.orm import (
     SessionTransaction,
     SessionTransactionOrigin,
 )
+from sqlalchemy.sql.dml import UpdateBase
 
 from . import cascades, configure
 from .capture import LegacyBulk, Recorder
+from .exc import VersioningError
 from .manager import VersioningManager
 from .operations import Operation
 from .tables import refresh_types
@@ -180,7 +182,10 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
 
     def do_orm_execute(state: ORMExecuteState) -> Any:
         statement = state.statement
-        if not statement.is_dml or state.is_from_statement:
+        if state.is_from_statement:
+            _refuse_from_statement(manager, state)
+            return None
+        if not statement.is_dml:
             return None
         mapper = state.bind_mapper
         if not Recorder.concerns(manager, statement, mapper):  # type: ignore[arg-type]
@@ -274,6 +279,20 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     _listen(manager, session, "after_transaction_create", after_transaction_create)
     _listen(manager, session, "after_rollback", after_rollback)
     _listen(manager, session, "after_transaction_end", after_transaction_end)
+
+
+def _refuse_from_statement(manager: VersioningManager, state: ORMExecuteState) -> None:
+    """``select(Article).from_statement(update(Article)...)``: the DML inside cannot be
+    recorded (its rows come back as objects, not to us); say so rather than lose it."""
+    inner = getattr(state.statement, "element", None)
+    if not isinstance(inner, UpdateBase):
+        return
+    if Recorder.concerns(manager, inner, state.bind_mapper):
+        raise VersioningError(
+            f"a {type(inner).__name__.upper()} on a versioned table inside "
+            f"select().from_statement() is not recorded; execute it directly "
+            f"(session.execute(statement.returning(...))) so that its history is written."
+        )
 
 
 def _watch(connection: Connection, bulk: LegacyBulk) -> Callable[[], None]:

@@ -621,6 +621,61 @@ def test_deleting_an_object_a_bulk_delete_removed_writes_no_second_version(v):
     assert ops(history(v), "article_version") == [(1, 1, INSERT), (1, 2, DELETE)]
 
 
+def test_returning_rows_reach_the_application_and_history_is_written(v, engine):
+    if not engine.dialect.update_returning:
+        pytest.skip(f"{engine.dialect.name} has no UPDATE ... RETURNING")
+    with v.session() as s:
+        articles(s, v, ["a0", "a1"])
+        s.commit()
+    with v.session() as s:
+        updated = s.execute(
+            sa.update(v.Article).where(v.Article.id == 2).values(name="x").returning(v.Article.id)
+        ).all()
+        inserted = s.scalars(sa.insert(v.Article).returning(v.Article), [{"name": "n"}]).all()
+        s.commit()
+        assert [tuple(r) for r in updated] == [(2,)]
+        assert [a.name for a in inserted] == ["n"]
+    assert ops(history(v), "article_version") == [
+        (1, 1, INSERT),
+        (2, 1, INSERT),
+        (2, 2, UPDATE),
+        (3, 2, INSERT),
+    ]
+
+
+def test_dml_inside_from_statement_is_refused(v):
+    statement = sa.select(v.Article).from_statement(
+        sa.update(v.Article).values(name="x").returning(v.Article)
+    )
+    with v.session() as s, pytest.raises(VersioningError, match="inside select"):
+        s.execute(statement)
+
+
+def test_mysql_multi_table_update_of_a_joined_subclass(v, engine):
+    """MySQL/MariaDB run an ORM UPDATE setting columns of both tables of a joined subclass
+    as one multi-table UPDATE (other backends refuse it): both tables get versions."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("only MySQL/MariaDB have multi-table UPDATE")
+
+    def setup(s: Session) -> None:
+        s.add_all([v.Engineer(name=f"e{i}", skill="old" if i else "new") for i in range(3)])
+
+    def orm(s: Session) -> None:
+        for engineer in s.scalars(sa.select(v.Engineer).where(v.Engineer.skill == "old")):
+            engineer.skill, engineer.name = "new", "renamed"
+
+    def bulk(s: Session) -> None:
+        s.execute(
+            sa.update(v.Engineer)
+            .where(v.Engineer.id == v.Person.id, v.Engineer.skill == "old")
+            .values(skill="new", name="renamed"),
+            execution_options={"synchronize_session": False},
+        )
+
+    found = same_history(v, setup, orm, bulk)
+    assert len(found["engineer_version"]) == len(found["person_version"]) == 5
+
+
 def test_primary_key_change_is_refused_with_a_clear_error(v):
     with v.session() as s:
         articles(s, v, ["a0"])
