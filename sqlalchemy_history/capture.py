@@ -610,12 +610,18 @@ class Recorder:
         where they exist for a subclass table (a person may be no engineer; one ``SELECT``
         per such table tells).
         """
+        related = {
+            info: inheritance_tables(self.manager, info.parent)
+            for info in {c.info for c in changes}
+        }
+        if not any(related.values()):
+            return []
         written = {(c.info, c.key) for c in changes}
         wanted: dict[VersionTable, dict[tuple[Any, ...], bool]] = defaultdict(dict)
         for change in changes:
             if change.operation is not Operation.UPDATE:
                 continue
-            for other in inheritance_tables(self.manager, change.info.parent):
+            for other in related[change.info]:
                 key = tuple(change.key[i] for i in other.positions)
                 if (other.info, key) not in written:
                     known = wanted[other.info].get(key, False)

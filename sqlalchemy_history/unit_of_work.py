@@ -504,8 +504,12 @@ class UnitOfWork:
         self, rows: _FlushRows, connection: Connection, changes: Iterable[RowChange]
     ) -> dict[tuple[sa.Table, tuple[Any, ...]], frozenset[str]]:
         changed: dict[tuple[sa.Table, tuple[Any, ...]], frozenset[str]] = {}
+        normalizers: dict[VersionTable, Callable[..., Hashable]] = {}
         for change in changes:
-            same = self._normalizer(connection, change.info)(change.key)
+            normalize = normalizers.get(change.info)
+            if normalize is None:
+                normalize = normalizers[change.info] = self._normalizer(connection, change.info)
+            same = normalize(change.key)
             row = _Row(change.key, change.operation, change.existed, change.values, change.new_key)
             if change.operation is Operation.DELETE and change.values is not None:
                 rows.remove(change.info, same, row)
@@ -742,29 +746,38 @@ class UnitOfWork:
         """Fold ``entries`` into what this transaction wrote and plan the statements."""
         written = self._written[info]
         batch = _TableWrite()
-        base = {c.key for c in info.version_primary_key}
-        base |= {info.transaction_column.key, info.operation_column.key}
+        key_names = [c.key for c in info.version_primary_key]
+        tx_name, op_name = info.transaction_column.key, info.operation_column.key
+        base = {*key_names, tx_name, op_name}
         end = info.end_transaction_column
         if end is not None:
             base.add(end.key)
+        plugins = self.manager.plugins
+        # Without plugins a copied row is its key and operation: no dict per row (a bulk
+        # statement's batch can hold every row of a table).
+        rows_for_plugins = len(plugins) > 0
         copied: list[tuple[int, tuple[Any, ...], dict[str, Any]]] = []
         for same_key, entry in entries.items():
             earlier = written.get(same_key)
             existed_before = earlier.existed_before if earlier is not None else entry.existed
             final = fold(existed_before, entry.operation is Operation.DELETE)
-            self._log(("row", info, same_key, earlier))
+            if self._savepoints:
+                self._log(("row", info, same_key, earlier))
             written[same_key] = _Written(existed_before, final, entry.key)
-            row: dict[str, Any] = dict(entry.values or {})
-            row.update(zip((c.key for c in info.version_primary_key), entry.key))
-            row[info.transaction_column.key] = tx_id
-            row[info.operation_column.key] = final
-            if end is not None:
-                row[end.key] = None
-            self.manager.plugins.after_version_row(self, info, row, earlier is not None)
             if earlier is not None:
                 batch.rewritten.append(earlier.key)
             elif not entry.new_key:
                 batch.closes.append(entry.key)
+            if entry.values is None and not rows_for_plugins:
+                copied.append((int(final), entry.key, {}))
+                continue
+            row: dict[str, Any] = dict(entry.values or {})
+            row.update(zip(key_names, entry.key))
+            row[tx_name] = tx_id
+            row[op_name] = final
+            if end is not None:
+                row[end.key] = None
+            plugins.after_version_row(self, info, row, earlier is not None)
             if entry.values is None:
                 constants = {k: v for k, v in row.items() if k not in base}
                 copied.append((int(final), entry.key, constants))
