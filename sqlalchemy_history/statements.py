@@ -17,6 +17,7 @@ one fails there, not in a user's flush.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -151,8 +152,13 @@ def multi_values(statement: Insert) -> list[dict[Any, Any]]:
 
 
 def is_upsert(statement: Insert) -> bool:
-    """Return whether an INSERT carries ON CONFLICT / ON DUPLICATE KEY UPDATE."""
-    return getattr(statement, "_post_values_clause", None) is not None
+    """Return whether an INSERT may leave existing rows in place or change them instead of
+    inserting: ON CONFLICT / ON DUPLICATE KEY UPDATE, or a prefix such as MySQL's
+    ``INSERT IGNORE`` and SQLite's ``INSERT OR REPLACE`` / ``OR IGNORE``."""
+    if getattr(statement, "_post_values_clause", None) is not None:
+        return True
+    prefixes = " ".join(str(p) for p, _ in getattr(statement, "_prefixes", ()))
+    return bool(re.search(r"\b(IGNORE|REPLACE)\b", prefixes, re.I))
 
 
 def fetches_defaults(statement: UpdateBase) -> bool:

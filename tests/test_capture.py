@@ -515,6 +515,28 @@ def test_upsert_matches_a_flush(v):
     ]
 
 
+def test_rows_an_upsert_leaves_alone_get_no_version(v, engine):
+    """ON CONFLICT DO NOTHING / INSERT IGNORE: the existing row is not written."""
+    with v.session() as s:
+        articles(s, v, ["a0"])
+        s.commit()
+    rows = [{"id": 1, "name": "ignored", "slug": "s0"}, {"id": 2, "name": "new", "slug": "n"}]
+    with v.session() as s:
+        if engine.dialect.name in ("mysql", "mariadb"):
+            statement = sa.insert(v.Article).prefix_with("IGNORE").values(rows)
+        elif engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+
+            statement = insert(v.Article).values(rows).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+
+            statement = insert(v.Article).values(rows).on_conflict_do_nothing()
+        s.execute(statement)
+        s.commit()
+    assert ops(history(v), "article_version") == [(1, 1, INSERT), (2, 2, INSERT)]
+
+
 def test_upsert_with_generated_keys(v):
     with v.session() as s:
         articles(s, v, ["a0"])

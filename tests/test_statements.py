@@ -109,6 +109,12 @@ def test_upserts_are_recognised(build: Any) -> None:
     assert not statements.is_upsert(sa.insert(person).values(id=1))
 
 
+def test_insert_prefixes_that_may_skip_or_replace_rows_are_upserts() -> None:
+    assert statements.is_upsert(sa.insert(person).prefix_with("IGNORE", dialect="mysql"))
+    assert statements.is_upsert(sa.insert(person).prefix_with("OR REPLACE"))
+    assert not statements.is_upsert(sa.insert(person).prefix_with("LOW_PRIORITY"))
+
+
 def test_returning_and_return_defaults_are_seen() -> None:
     assert not statements.fetches_defaults(sa.insert(person))
     assert statements.fetches_defaults(sa.insert(person).returning(person.c.id))
