@@ -76,7 +76,7 @@ from sqlalchemy.orm import (
     SessionTransaction,
     SessionTransactionOrigin,
 )
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Delete, Insert, Update, UpdateBase
 
 from . import cascades, configure
 from .capture import LegacyBulk, Recorder
@@ -182,13 +182,11 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
 
     def do_orm_execute(state: ORMExecuteState) -> Any:
         statement = state.statement
-        if state.is_from_statement:
+        if not isinstance(statement, (Insert, Update, Delete)):
             _refuse_from_statement(manager, state)
             return None
-        if not statement.is_dml:
-            return None
         mapper = state.bind_mapper
-        if not Recorder.concerns(manager, statement, mapper):  # type: ignore[arg-type]
+        if not Recorder.concerns(manager, statement, mapper):
             return None
         session_ = state.session
         if session_.autoflush and state.execution_options.get("autoflush", True):
@@ -197,7 +195,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             session_.flush()
         connection = session_.connection(bind_arguments=state.bind_arguments)
         uow = manager.unit_of_work(session_)
-        recorder = Recorder(uow, session_, connection, statement, state.parameters, mapper)  # type: ignore[arg-type]
+        recorder = Recorder(uow, session_, connection, statement, state.parameters, mapper)
         to_run = recorder.prepare()
         with _collecting(connection, recorder.collect):
             result = state.invoke_statement(statement=to_run)
@@ -283,7 +281,8 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
 
 def _refuse_from_statement(manager: VersioningManager, state: ORMExecuteState) -> None:
     """``select(Article).from_statement(update(Article)...)``: the DML inside cannot be
-    recorded (its rows come back as objects, not to us); say so rather than lose it."""
+    recorded (its rows come back as objects, not to us); say so rather than lose it.
+    (``ORMExecuteState.is_from_statement`` exists from SQLAlchemy 2.0.30 only.)"""
     inner = getattr(state.statement, "element", None)
     if not isinstance(inner, UpdateBase):
         return
