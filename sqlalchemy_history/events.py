@@ -189,9 +189,11 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
         if not Recorder.concerns(manager, statement, mapper):
             return None
         session_ = state.session
-        if session_.autoflush and state.execution_options.get("autoflush", True):
+        autoflush = session_.autoflush and state.execution_options.get("autoflush", True)
+        if state.is_orm_statement and autoflush:
             # What the ORM would autoflush inside invoke_statement(): flushed now, so
-            # that the rows read below are the ones the statement changes.
+            # that the rows read below are the ones the statement changes. (A Core
+            # statement is not autoflushed: it and our reads see the same rows.)
             session_.flush()
         connection = session_.connection(bind_arguments=state.bind_arguments)
         uow = manager.unit_of_work(session_)

@@ -434,6 +434,22 @@ def test_joined_inheritance_insert_and_update_by_key(v):
     assert len(found["person_version"]) == len(found["engineer_version"]) == 4
 
 
+def test_joined_inheritance_legacy_bulk_methods(v):
+    def setup(s: Session) -> None:
+        s.add(v.Engineer(name="e0", skill="s0"))
+
+    def orm(s: Session) -> None:
+        s.get(v.Engineer, 1).skill = "s1"
+        s.add_all([v.Engineer(name=f"n{i}", skill="x") for i in range(2)])
+
+    def bulk(s: Session) -> None:
+        s.bulk_update_mappings(v.Engineer, [{"id": 1, "skill": "s1"}])
+        s.bulk_insert_mappings(v.Engineer, [{"name": f"n{i}", "skill": "x"} for i in range(2)])
+
+    found = same_history(v, setup, orm, bulk)
+    assert len(found["person_version"]) == len(found["engineer_version"]) == 4
+
+
 def test_joined_inheritance_update_where_on_the_subclass_table(v):
     def setup(s: Session) -> None:
         s.add_all([v.Engineer(name=f"e{i}", skill="old" if i else "new") for i in range(3)])
