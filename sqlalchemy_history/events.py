@@ -148,9 +148,13 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
         if state.session is not None:
             manager.unit_of_work(state.session).prefetch_one(state, connection)
 
-    # Sessions whose flush is starting: the flush opens its subtransaction right after
-    # before_flush (Session._flush); any other subtransaction is a legacy bulk method's.
-    flushing: weakref.WeakSet[Session] = weakref.WeakSet()
+    # Sessions whose flush is starting, with (weakly) that flush's UOWTransaction: the flush
+    # opens its subtransaction right after before_flush (Session._flush) while it is alive;
+    # a flush with nothing to do returns without one, and its UOWTransaction is gone. Any
+    # other subtransaction is a legacy bulk method's.
+    flushing: weakref.WeakKeyDictionary[Session, weakref.ReferenceType[Any]] = (
+        weakref.WeakKeyDictionary()
+    )
     # Connections each root session transaction has begun (after_begin), and the legacy
     # bulk method being recorded, per session.
     connections: weakref.WeakKeyDictionary[SessionTransaction, list[Connection]] = (
@@ -161,7 +165,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     )
 
     def before_flush(session_: Session, flush_context: Any, instances: Any) -> None:
-        flushing.add(session_)
+        flushing[session_] = weakref.ref(flush_context)
         all_deleted = [_state_of(obj) for obj in session_.deleted]
         deleted = [state for state in all_deleted if manager.is_versioned_mapper(state.mapper)]
         changed = [
@@ -229,9 +233,9 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
         if transaction.nested:
             manager.unit_of_work(session_).begin_savepoint(transaction)
         elif transaction.origin is SessionTransactionOrigin.SUBTRANSACTION:
-            if session_ in flushing:
-                flushing.discard(session_)
-                return
+            flush = flushing.pop(session_, None)
+            if flush is not None and flush() is not None:
+                return  # the flush's own
             # Session.bulk_save_objects / bulk_insert_mappings / bulk_update_mappings
             bulk = LegacyBulk(manager.unit_of_work(session_), session_)
             watched = [_watch(c, bulk) for c in connections.get(_root(transaction), [])]

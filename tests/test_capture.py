@@ -434,6 +434,24 @@ def test_joined_inheritance_insert_and_update_by_key(v):
     assert len(found["person_version"]) == len(found["engineer_version"]) == 4
 
 
+@pytest.mark.filterwarnings("ignore:The `objects` parameter of `Session.flush`")
+def test_a_legacy_bulk_method_after_a_flush_with_nothing_to_do_is_recorded(v):
+    with v.session() as s:
+        articles(s, v, ["a0", "a1"])
+        s.commit()
+    with v.session() as s:
+        first, second = s.get(v.Article, 1), s.get(v.Article, 2)
+        second.name = "pending"
+        s.flush([first])  # before_flush runs, then the flush finds nothing to write
+        s.bulk_update_mappings(v.Article, [{"id": 1, "content": "bulk"}])
+        s.commit()
+    rows = [dict(r) for r in history(v)["article_version"] if dict(r)["transaction_id"] == 2]
+    assert sorted((r["id"], r["name"], r["content"]) for r in rows) == [
+        (1, "a0", "bulk"),
+        (2, "pending", "c"),
+    ]
+
+
 def test_joined_inheritance_legacy_bulk_methods(v):
     def setup(s: Session) -> None:
         s.add(v.Engineer(name="e0", skill="s0"))
