@@ -3,7 +3,8 @@
 ``build(impl)`` switches versioning on with the implementation's own ``make_versioned``
 (none for ``plain``) and declares:
 
-- ``Category`` (validity strategy) with a one-to-many ``articles``;
+- ``Category`` (validity strategy) with a one-to-many ``articles`` (``passive_deletes``:
+  the database deletes a category's articles, ``ON DELETE CASCADE``);
 - ``Article`` (validity strategy) with a many-to-one ``category``;
 - ``ArticleSub`` (subquery strategy), for the subquery variant of the update workload.
 
@@ -65,7 +66,9 @@ def build(impl: str) -> Models:
         __versioned__ = {}
         id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
         name = sa.Column(sa.String(100), nullable=False)
-        articles = relationship("Article", back_populates="category", order_by="Article.id")
+        articles = relationship(
+            "Article", back_populates="category", order_by="Article.id", passive_deletes=True
+        )
 
     class Article(Base):
         __tablename__ = "article"
@@ -73,7 +76,9 @@ def build(impl: str) -> Models:
         id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
         name = sa.Column(sa.String(100), nullable=False)
         content = sa.Column(sa.Text)
-        category_id = sa.Column(sa.Integer, sa.ForeignKey("category.id"), nullable=True)
+        category_id = sa.Column(
+            sa.Integer, sa.ForeignKey("category.id", ondelete="CASCADE"), nullable=True
+        )
         category = relationship(Category, back_populates="articles")
 
     class ArticleSub(Base):

@@ -98,6 +98,14 @@ class Context:
         label = f"rows in {table}" + (f" where {where}" if where else "")
         self.expect(label, self.count(table, where), expected)
 
+    def expect_recorded(self, what: str, table: str, expected: int, where: str) -> None:
+        """Check that ``what`` left its history; a peer that records nothing for it lacks
+        the feature (reported as not supported), this project fails the check."""
+        found = self.count(table, where)
+        if found == 0 and expected and self.models.impl in ("history", "continuum"):
+            raise Unsupported(f"{what} leaves no history ({table} has no row where {where})")
+        self.expect(f"rows in {table} where {where}", found, expected)
+
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
@@ -307,6 +315,64 @@ def parent_children(ctx: Context) -> None:
         ctx.expect_rows("transaction", 1 + n)
         ctx.expect_rows("category_version", n, "end_transaction_id IS NOT NULL")
         ctx.expect_rows("article_version", 2 * n, "end_transaction_id IS NOT NULL")
+
+
+@workload("bulk_update", "One ORM bulk UPDATE of N rows", "write", 10_000, 200)
+def bulk_update(ctx: Context) -> None:
+    """``session.execute(update(Article).values(...))``: one statement for the ORM; the
+    peers write no history for it (not supported)."""
+    m, n = ctx.models, ctx.size
+    _seed(ctx, m.Article, n)
+    statement = sa.update(m.Article).values(name=m.Article.name + " (edited)")
+    with ctx.timed(), Session(ctx.engine) as session:
+        session.execute(statement, execution_options={"synchronize_session": False})
+        session.commit()
+    ctx.expect_rows("article", n, "name LIKE '% (edited)'")
+    if ctx.versioned:
+        ctx.expect_recorded("an ORM bulk UPDATE", "article_version", n, "operation_type = 1")
+        ctx.expect_rows("article_version", 2 * n)
+        ctx.expect_rows("article_version", n, "end_transaction_id IS NOT NULL")
+        ctx.expect_rows("article_version", n, "end_transaction_id IS NULL AND operation_type = 1")
+        ctx.expect_rows("transaction", 2)
+
+
+@workload(
+    "cascade_delete",
+    "Delete 1 category; the database cascades to its N articles",
+    "write",
+    10_000,
+    200,
+)
+def cascade_delete(ctx: Context) -> None:
+    """``session.delete(category)`` with ``passive_deletes=True``: the database removes the
+    articles; this project writes their DELETE versions, the peers none (not supported)."""
+    m, n = ctx.models, ctx.size
+    rows = [{"name": f"a{i}", "content": f"content of a{i}"} for i in range(n)]
+    with ctx.engine.begin() as conn:
+        category = {"name": "doomed"}
+        _insert_rows(conn, m.Category.__table__, [category])
+        for row in rows:
+            row["category_id"] = category["id"]
+        _insert_rows(conn, m.Article.__table__, rows)
+        if ctx.versioned:
+            tx = _new_transaction(ctx, conn)
+            _write_versions(ctx, conn, "category", [category], tx, 0)
+            _write_versions(ctx, conn, "article", rows, tx, 0)
+    with ctx.engine.connect() as conn:
+        if ctx.engine.dialect.name == "sqlite":
+            # SQLite applies ON DELETE rules only where they are switched on
+            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+            conn.commit()
+        with ctx.timed(), Session(conn) as session:
+            session.delete(session.get(m.Category, category["id"]))
+            session.commit()
+    ctx.expect_rows("article", 0)
+    ctx.expect_rows("category", 0)
+    if ctx.versioned:
+        ctx.expect_rows("category_version", 1, "operation_type = 2")
+        ctx.expect_recorded("a cascaded delete", "article_version", n, "operation_type = 2")
+        ctx.expect_rows("article_version", n, "end_transaction_id IS NOT NULL")
+        ctx.expect_rows("transaction", 2)
 
 
 # -- reads ---------------------------------------------------------------------------

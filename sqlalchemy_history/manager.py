@@ -113,6 +113,10 @@ class VersioningManager:
         self.pending_relationships: list[tuple[Mapper[Any], type]] = []
         #: Versioned mappers whose late-resolved association tables are still to check.
         self.pending_associations: list[Mapper[Any]] = []
+        #: What is derived per table from the MetaData and the mappers, by (kind, table):
+        #: cascading foreign keys (``cascades.edges``), joined-inheritance siblings
+        #: (``capture.inheritance_tables``). Rebuilt when version tables are added.
+        self.table_cache: dict[tuple[str, sa.Table], tuple[Any, ...]] = {}
 
     @property
     def plugins(self) -> PluginCollection:
@@ -153,6 +157,7 @@ class VersioningManager:
         return bool(self.resolve_options(cls).versioning)
 
     def register_version_table(self, info: VersionTable) -> None:
+        self.table_cache.clear()
         self.version_tables[info.parent] = info
         self._version_infos[info.table] = info
         self.version_table_map[info.parent] = info.table

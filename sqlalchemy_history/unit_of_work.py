@@ -11,6 +11,11 @@ A ``UnitOfWork`` lives as long as one root ``SessionTransaction``. The steps of 
    merges them with what earlier flushes of the transaction wrote (``_written``), and
    ``_write`` hands them to ``writer``.
 
+Writes that bypass the flush (ORM bulk statements, legacy bulk methods, rows removed or
+changed by the database's ``ON DELETE`` rules) are read around the statement by
+``capture`` and ``cascades`` and handed to ``write_rows``: the same merge with what the
+transaction wrote, the same statements, the same transaction row.
+
 Savepoints are handled with an undo log: a rolled-back savepoint undoes exactly the
 bookkeeping done since it began, just as the database undoes the rows.
 
@@ -44,6 +49,7 @@ from .operations import Operation, fold
 from .transaction import utc_now
 
 if TYPE_CHECKING:
+    from . import cascades
     from .manager import MapperPlan, VersioningManager
     from .tables import VersionTable
 
@@ -84,6 +90,25 @@ class _Row:
     new_key: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class RowChange:
+    """One row a statement outside the flush changed, as ``write_rows`` takes it."""
+
+    info: VersionTable
+    #: The row's key (``info.primary_key`` values, in order).
+    key: tuple[Any, ...]
+    operation: Operation
+    #: Whether the row existed before the statement.
+    existed: bool
+    #: Version column values by key (rows that are gone: DELETE versions); ``None``:
+    #: copy the row.
+    values: Optional[dict[str, Any]] = None
+    #: The database generated the key just now: the row has no history to close.
+    new_key: bool = False
+    #: Version column keys the statement changed (UPDATE), for plugins; ``None``: unknown.
+    changed: Optional[frozenset[str]] = None
+
+
 class _FlushRows:
     """Version rows of one flush on one connection, by version table and key."""
 
@@ -113,6 +138,16 @@ class _FlushRows:
                 new_key=row.new_key and earlier.new_key,
             )
         rows[same_key] = row
+
+    def remove(self, info: VersionTable, same_key: Hashable, row: _Row) -> None:
+        """Record that the database removed the row (a cascade): a DELETE whatever the
+        flush wrote for it before the parent's DELETE ran."""
+        rows = self.tables[info]
+        earlier = rows.get(same_key)
+        if earlier is not None and earlier.operation is Operation.DELETE:
+            return
+        existed = row.existed or (earlier is not None and earlier.existed)
+        rows[same_key] = dataclasses.replace(row, existed=existed)
 
 
 @dataclasses.dataclass
@@ -231,6 +266,17 @@ class UnitOfWork:
         self._undo: list[_UndoEntry] = []
         self._savepoints: dict[SessionTransaction, int] = {}
         self._transaction_obj: Any = None
+        #: States whose row the flush in progress deletes, found gone before it did.
+        self._gone: set[InstanceState[Any]] = set()
+        #: Rows the database's ON DELETE rules will change in the flush in progress.
+        self._cascades: dict[Connection, cascades.CascadeRead] = {}
+        #: Whether each connection applies foreign key rules (asked once per transaction).
+        self._foreign_keys: dict[Connection, bool] = {}
+        #: While ``write_rows`` writes: version column keys each row's statement changed,
+        #: by ``(version table, key)``, for plugins (the rows have no objects behind them).
+        self.statement_changes: Optional[dict[tuple[sa.Table, tuple[Any, ...]], frozenset[str]]] = (
+            None
+        )
 
     # -- the transaction row -------------------------------------------------------
 
@@ -395,10 +441,14 @@ class UnitOfWork:
         """Write version rows for everything the flush in progress changed."""
         pending, self.pending = self.pending, []
         deleted_identities, self.deleted_identities = self.deleted_identities, set()
+        gone, self._gone = self._gone, set()
+        cascaded, self._cascades = self._cascades, {}
         manager = self.manager
         flushes: dict[Connection, _FlushRows] = defaultdict(_FlushRows)
         try:
             for change in pending:
+                if change.operation is Operation.DELETE and change.state in gone:
+                    continue  # a bulk statement deleted the row already: nothing deleted now
                 plan = manager.plan_for(change.state.mapper)
                 if change.operation is Operation.UPDATE and not self._has_versioned_change(
                     change.state, plan
@@ -407,14 +457,75 @@ class UnitOfWork:
                 self._entity_rows(flushes[change.connection], change, plan, deleted_identities)
             if manager.association_tables:
                 self._association_rows(session, pending, flushes)
-            if not flushes:
+            if cascaded:
+                touched = {
+                    t
+                    for change in pending
+                    for t in change.state.mapper.tables
+                    if isinstance(t, sa.Table)
+                }
+                for connection, read in cascaded.items():
+                    rows = flushes[connection]
+                    touched.update(info.parent for info in rows.tables)
+                    self._add_changes(rows, connection, read.changes(verify=touched))
+            if not any(rows.tables for rows in flushes.values()):
                 return
             manager.plugins.before_create_version_objects(self, session)
             for connection, rows in flushes.items():
-                self._write(session, connection, rows)
+                if rows.tables:
+                    self._write(session, connection, rows)
             manager.plugins.after_create_version_objects(self, session)
         finally:
             self.prefetched.clear()
+
+    def write_rows(
+        self, session: Session, connection: Connection, changes: Iterable[RowChange]
+    ) -> None:
+        """Write the version rows of changes made outside a flush, on ``connection``.
+
+        For a bulk statement (``capture``) or rows the database changed by itself
+        (``cascades``): the rows go through the same steps as a flush's (merge with what
+        the transaction already wrote, copy from the parent rows, close previous versions,
+        commit-order check), in one batch, with the plugins' hooks around it.
+        """
+        rows = _FlushRows()
+        changed = self._add_changes(rows, connection, changes)
+        if not rows.tables:
+            return
+        self.statement_changes = changed
+        try:
+            self.manager.plugins.before_create_version_objects(self, session)
+            self._write(session, connection, rows)
+            self.manager.plugins.after_create_version_objects(self, session)
+        finally:
+            self.statement_changes = None
+
+    def _add_changes(
+        self, rows: _FlushRows, connection: Connection, changes: Iterable[RowChange]
+    ) -> dict[tuple[sa.Table, tuple[Any, ...]], frozenset[str]]:
+        changed: dict[tuple[sa.Table, tuple[Any, ...]], frozenset[str]] = {}
+        normalizers: dict[VersionTable, Callable[..., Hashable]] = {}
+        for change in changes:
+            normalize = normalizers.get(change.info)
+            if normalize is None:
+                normalize = normalizers[change.info] = self._normalizer(connection, change.info)
+            same = normalize(change.key)
+            row = _Row(change.key, change.operation, change.existed, change.values, change.new_key)
+            if change.operation is Operation.DELETE and change.values is not None:
+                rows.remove(change.info, same, row)
+            else:
+                rows.add(change.info, same, row)
+            if change.changed is not None:
+                changed[(change.info.table, change.key)] = change.changed
+        return changed
+
+    def foreign_keys_enforced(self, connection: Connection) -> bool:
+        """Return whether ``connection`` applies ON DELETE rules (asked once)."""
+        found = self._foreign_keys.get(connection)
+        if found is None:
+            found = rules_for(connection.dialect).enforces_foreign_keys(connection)
+            self._foreign_keys[connection] = found
+        return found
 
     def _has_versioned_change(self, state: InstanceState[Any], plan: MapperPlan) -> bool:
         keys = plan.attribute_keys
@@ -637,29 +748,38 @@ class UnitOfWork:
         """Fold ``entries`` into what this transaction wrote and plan the statements."""
         written = self._written[info]
         batch = _TableWrite()
-        base = {c.key for c in info.version_primary_key}
-        base |= {info.transaction_column.key, info.operation_column.key}
+        key_names = [c.key for c in info.version_primary_key]
+        tx_name, op_name = info.transaction_column.key, info.operation_column.key
+        base = {*key_names, tx_name, op_name}
         end = info.end_transaction_column
         if end is not None:
             base.add(end.key)
+        plugins = self.manager.plugins
+        # Without plugins a copied row is its key and operation: no dict per row (a bulk
+        # statement's batch can hold every row of a table).
+        rows_for_plugins = len(plugins) > 0
         copied: list[tuple[int, tuple[Any, ...], dict[str, Any]]] = []
         for same_key, entry in entries.items():
             earlier = written.get(same_key)
             existed_before = earlier.existed_before if earlier is not None else entry.existed
             final = fold(existed_before, entry.operation is Operation.DELETE)
-            self._log(("row", info, same_key, earlier))
+            if self._savepoints:
+                self._log(("row", info, same_key, earlier))
             written[same_key] = _Written(existed_before, final, entry.key)
-            row: dict[str, Any] = dict(entry.values or {})
-            row.update(zip((c.key for c in info.version_primary_key), entry.key))
-            row[info.transaction_column.key] = tx_id
-            row[info.operation_column.key] = final
-            if end is not None:
-                row[end.key] = None
-            self.manager.plugins.after_version_row(self, info, row, earlier is not None)
             if earlier is not None:
                 batch.rewritten.append(earlier.key)
             elif not entry.new_key:
                 batch.closes.append(entry.key)
+            if entry.values is None and not rows_for_plugins:
+                copied.append((int(final), entry.key, {}))
+                continue
+            row: dict[str, Any] = dict(entry.values or {})
+            row.update(zip(key_names, entry.key))
+            row[tx_name] = tx_id
+            row[op_name] = final
+            if end is not None:
+                row[end.key] = None
+            plugins.after_version_row(self, info, row, earlier is not None)
             if entry.values is None:
                 constants = {k: v for k, v in row.items() if k not in base}
                 copied.append((int(final), entry.key, constants))
@@ -713,10 +833,20 @@ class UnitOfWork:
         self.prefetched.clear()
         known = [state for state in deleted if state.key is not None]
         self.deleted_identities.update(state.key for state in known)
+        deleted_versioned = list(known)
         known.extend(state for state in changed if state.key is not None)
         self._prefetch(
             known, lambda state: session.connection(bind_arguments={"mapper": state.mapper})
         )
+        self._gone = {s for s in deleted_versioned if s not in self.prefetched}
+
+    def add_cascades(self, connection: Connection, read: cascades.CascadeRead) -> None:
+        """Keep the rows ``read`` found for the flush in progress (written at its end)."""
+        self._cascades[connection] = read
+
+    def is_gone(self, state: InstanceState[Any]) -> bool:
+        """Whether the flush in progress deletes an object whose row was already gone."""
+        return state in self._gone
 
     def prefetch_one(self, state: InstanceState[Any], connection: Connection) -> None:
         """Read the row of one object about to be deleted.
@@ -756,6 +886,21 @@ class UnitOfWork:
 
 def _same(key: tuple[Any, ...]) -> Hashable:
     return key
+
+
+def referenced_value(
+    state: InstanceState[Any], column: sa.Column[Any], before: dict[str, Any]
+) -> Any:
+    """The value a deleted object's row holds in ``column`` (a foreign key target that is
+    not its primary key): read before the flush, or as the session loaded it."""
+    try:
+        key = state.mapper.get_property_by_column(column).key
+    except sa.orm.exc.UnmappedColumnError:
+        return None
+    if key in before:
+        return before[key]
+    value = _loaded_value(state, key)
+    return None if value is _MISSING else value
 
 
 def _loaded_value(state: InstanceState[Any], key: str) -> Any:

@@ -53,18 +53,62 @@ def fetch_missing(
     """
     pk = info.primary_key
     wanted = [c for c in columns if c not in pk]
-    result: dict[tuple[Any, ...], dict[sa.Column[Any], Any]] = {}
-    if not keys:
-        return result
+    found = fetch_rows(connection, info.parent, [*pk, *wanted], pk, keys, lock)
+    return {row[: len(pk)]: dict(zip(wanted, row[len(pk) :])) for row in found}
+
+
+def fetch_rows(
+    connection: Connection,
+    table: sa.Table,
+    columns: Sequence[sa.Column[Any]],
+    match: Sequence[sa.Column[Any]],
+    values: Sequence[tuple[Any, ...]],
+    lock: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Read ``columns`` of the rows whose ``match`` columns hold one of ``values``.
+
+    For rows found by something other than their key: children by their foreign key,
+    rows an upsert may change by a unique key. Emits (chunked past parameter limits)::
+
+        SELECT comment.id, comment.article_id, ... FROM comment
+        WHERE comment.article_id IN (...) [FOR UPDATE]
+    """
+    found: list[tuple[Any, ...]] = []
+    if not values:
+        return found
     rules = rules_for(connection.dialect)
-    for predicate in rules.key_chunks(pk, keys):
-        statement = sa.select(*pk, *wanted).where(predicate)
+    for predicate in rules.key_chunks(match, values):
+        statement = sa.select(*columns).where(predicate)
         if lock:
-            statement = rules.lock_rows(statement, info.parent)
-        for row in connection.execute(statement):
-            key = tuple(row[: len(pk)])
-            result[key] = dict(zip(wanted, row[len(pk) :]))
-    return result
+            statement = rules.lock_rows(statement, table)
+        found.extend(tuple(row) for row in connection.execute(statement))
+    return found
+
+
+def fetch_where(
+    connection: Connection,
+    table: sa.Table,
+    columns: Sequence[sa.Column[Any]],
+    where: Optional[sa.ColumnElement[bool]],
+    lock: bool = False,
+    parameters: Optional[Mapping[str, Any]] = None,
+) -> list[tuple[Any, ...]]:
+    """Read ``columns`` of the rows of ``table`` an UPDATE or DELETE ``where`` matches.
+
+    The statement's own WHERE clause (with the statement's parameters for its bound
+    parameters), so the rows are the ones the statement is about to change; other tables
+    it names join as they do in the statement. Emits::
+
+        SELECT article.id, article.name FROM article WHERE <the statement's WHERE>
+        [FOR UPDATE]
+    """
+    statement = sa.select(*columns).select_from(table)
+    if where is not None:
+        statement = statement.where(where)
+    if lock:
+        statement = rules_for(connection.dialect).lock_rows(statement, table)
+    result = connection.execute(statement, dict(parameters) if parameters else None)
+    return [tuple(row) for row in result]
 
 
 def fetch_from_history(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
@@ -167,3 +168,77 @@ def count_statements(engine: sa.Engine) -> Iterator[StatementCounter]:
         yield counter
     finally:
         sa.event.remove(engine, "before_cursor_execute", counter)
+
+
+# -- reading history back (bulk statements and cascades compare it with a flush's) ------
+
+
+def history(v) -> dict[str, list[tuple[Any, ...]]]:
+    """Every version row, transaction ids replaced by their rank (1 = first transaction).
+
+    Also checks each key's validity chain: every version is closed by the next one and
+    the last one is open (subquery strategy: no end column).
+    """
+    txs = [r["id"] for r in v.rows("transaction", ["id"])]
+    rank = {tx: i for i, tx in enumerate(txs, 1)}
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for info in sqlalchemy_history.versioning_manager.version_tables.values():
+        table = info.table
+        tx_key = info.transaction_column.key
+        end = info.end_transaction_column
+        keys = [c.key for c in info.version_primary_key]
+        rows = v.rows(table.name, [*keys, tx_key])
+        chains: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+        out = []
+        for row in rows:
+            chains[tuple(row[k] for k in keys)].append(row)
+            values = tuple(
+                (k, rank[v_] if k in (tx_key, getattr(end, "key", None)) and v_ else v_)
+                for k, v_ in sorted(row.items())
+            )
+            out.append(values)
+        if end is not None:
+            for chain in chains.values():
+                for earlier, later in zip(chain, chain[1:]):
+                    assert earlier[end.key] == later[tx_key], chain
+                assert chain[-1][end.key] is None, chain
+        found[table.name] = sorted(out, key=repr)
+    assert all(tx in rank for tx in txs)
+    return found
+
+
+def reset(v) -> None:
+    v.metadata.drop_all(v.engine)
+    v.metadata.create_all(v.engine)
+
+
+def ops(found: dict[str, list[tuple[Any, ...]]], table: str) -> list[tuple[Any, Any, Any]]:
+    """``(key, transaction rank, operation)`` of each row of one version table."""
+    out = []
+    for row in found[table]:
+        values = dict(row)
+        key = values.get("id", (values.get("order_id"), values.get("line_no")))
+        out.append((key, values["transaction_id"], values["operation_type"]))
+    return sorted(out, key=repr)
+
+
+def same_history(
+    v,
+    setup: Callable[[Session], None],
+    by_orm: Callable[[Session], None],
+    by_statement: Callable[[Session], None],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Run ``setup`` then each change on fresh tables; assert both histories are equal."""
+    results = []
+    for change in (by_orm, by_statement):
+        reset(v)
+        with v.session() as session:
+            setup(session)
+            session.commit()
+        with v.session() as session:
+            change(session)
+            session.commit()
+        results.append(history(v))
+    assert results[1] == results[0]
+    assert len(sqlalchemy_history.versioning_manager.units_of_work) == 0
+    return results[1]

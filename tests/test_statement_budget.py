@@ -385,3 +385,155 @@ def test_server_side_values_cost_at_most_one_select_per_table(versioned, db_name
     for row in rows:
         assert row["label"] == "fresh"
         assert row["counter"] == row["operation_type"]  # 0 on insert, 1 after one update
+
+
+# -- bulk statements and database cascades ---------------------------------------------
+
+BULK_NS = (1, 100, 10_000)
+
+
+def bulk_models(Base: Any) -> dict[str, Any]:
+    class VParent(Base):
+        __versioned__ = {}
+        __tablename__ = "vparent"
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+        name = sa.Column(sa.Unicode(50))
+
+    class VChild(Base):
+        __versioned__ = {}
+        __tablename__ = "vchild"
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+        parent_id = sa.Column(sa.ForeignKey("vparent.id", ondelete="CASCADE"))
+        name = sa.Column(sa.Unicode(50))
+        content = sa.Column(sa.UnicodeText)
+
+    class PParent(Base):
+        __tablename__ = "pparent"
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+        name = sa.Column(sa.Unicode(50))
+
+    class PChild(Base):
+        __tablename__ = "pchild"
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+        parent_id = sa.Column(sa.ForeignKey("pparent.id", ondelete="CASCADE"))
+        name = sa.Column(sa.Unicode(50))
+        content = sa.Column(sa.UnicodeText)
+
+    return locals()
+
+
+def bulk_measures(
+    v: Any, parent: Any, child: Any, rows: list[dict[str, Any]]
+) -> dict[str, Measure]:
+    """Insert ``rows`` of ``child``, update them, delete them; then delete a parent of
+    as many children. One statement and a commit each."""
+    got: dict[str, Measure] = {}
+    with v.session() as session:
+
+        def run(statement: Any, parameters: Any = None) -> None:
+            session.execute(statement, parameters)
+            session.commit()
+
+        got["insert"] = measure(v.engine, lambda: run(sa.insert(child), rows))
+        got["update"] = measure(v.engine, lambda: run(sa.update(child).values(name="x")))
+        got["delete"] = measure(v.engine, lambda: run(sa.delete(child)))
+        session.execute(sa.insert(parent), [{"id": 1, "name": "p"}])
+        session.execute(sa.insert(child), [{**r, "parent_id": 1} for r in rows])
+        session.commit()
+        got["cascade"] = measure(v.engine, lambda: run(sa.delete(parent).where(parent.id == 1)))
+    return got
+
+
+def values_pages(engine: sa.Engine, rows: int, columns: int) -> int:
+    """Statements SQLAlchemy splits a multi-row INSERT of values into (our page size is
+    larger than any backend allows): only where it batches executemany INSERTs into
+    multi-row VALUES itself, by the backend's parameter limit."""
+    dialect = engine.dialect
+    if not (dialect.use_insertmanyvalues and dialect.use_insertmanyvalues_wo_returning):
+        return 1  # the driver's own executemany: one cursor call
+    per_page = max(1, dialect.insertmanyvalues_max_parameters // columns)
+    return -(-rows // per_page)
+
+
+def foreign_key_check(engine: sa.Engine) -> Counter[tuple[str, str]]:
+    """The statement asking whether ON DELETE rules apply (once per transaction)."""
+    if engine.dialect.name == "sqlite":
+        return Counter({("PRAGMA", ""): 1})
+    if engine.dialect.name == "postgresql":
+        return Counter({("SHOW", ""): 1})
+    if engine.dialect.name in ("mysql", "mariadb"):
+        return Counter({("SELECT", ""): 1})
+    return Counter()
+
+
+def test_bulk_statement_cost_is_independent_of_row_count(versioned, db_name):
+    """A bulk statement on N rows adds the same statements for N = 1, 100 and 10,000.
+
+    INSERT: the transaction row, one copy, (SQLite) the close and last_insert_rowid();
+    UPDATE: the locking read before, the read after (no version for unchanged rows),
+    the transaction row, one copy, the close; DELETE: the locking read of the values,
+    the transaction row, one INSERT of the values (in pages of the backend's parameter
+    limit where SQLAlchemy splits it: PostgreSQL), the close; a cascade adds, per child
+    table, the locking read of the children, the foreign key check, their INSERT and close.
+    """
+    v = versioned(bulk_models)
+    engine = v.engine
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _on(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+        engine.dispose()
+    report = []
+    rules = rules_for(engine.dialect)
+    for n in BULK_NS:
+        rows = [{"name": f"n{i}", "content": "c"} for i in range(n)]
+        results = {
+            prefix: bulk_measures(
+                v, getattr(v, f"{prefix}Parent"), getattr(v, f"{prefix}Child"), rows
+            )
+            for prefix in ("V", "P")
+        }
+        for op in ("insert", "update", "delete", "cascade"):
+            ver, plain = results["V"][op], results["P"][op]
+            report.append((f"bulk {op}", n, ver.total, plain.total, ver.history))
+            # what the plain statement sends, named as our tables
+            theirs = Counter((verb, "v" + table[1:]) for verb, table in plain.labels)
+            ours = Counter(t for t in ver.labels if not is_history(t))
+            expected_history: Counter[tuple[str, str]] = Counter({("INSERT", "transaction"): 1})
+            expected_other: Counter[tuple[str, str]] = Counter()
+            if op == "insert":
+                expected_history[("INSERT", "vchild_version")] += 1
+                expected_history += closing(engine, "vchild_version", generated=True)
+                if n > 1 and not rules.returns_generated_keys(engine.dialect, n):
+                    expected_other[("SELECT", "")] += 1  # last_insert_rowid()
+                # the INSERT itself (RETURNING the keys) is never split into more
+                # statements than plain SQLAlchemy's (PostgreSQL: fewer, a larger page)
+                own = ours.pop(("INSERT", "vchild"))
+                assert own <= theirs.pop(("INSERT", "vchild")), ver.statements
+            elif op == "update":
+                expected_history[("INSERT", "vchild_version")] += 1
+                expected_history += closing(engine, "vchild_version")
+                expected_other[("SELECT", "vchild")] += 2  # locking read, read after
+            else:
+                columns = len(v.metadata.tables["vchild_version"].c)
+                expected_history[("INSERT", "vchild_version")] += values_pages(engine, n, columns)
+                expected_history += closing(engine, "vchild_version")
+                expected_other[("SELECT", "vchild")] += 1  # locking read of the values
+                if op == "cascade":
+                    expected_history[("INSERT", "vparent_version")] += 1
+                    expected_history += closing(engine, "vparent_version")
+                    expected_other[("SELECT", "vparent")] += 1
+                    expected_other += foreign_key_check(engine)
+            assert ver.history == expected_history, (op, n, ver.statements)
+            assert ours - theirs == expected_other, (op, n, ver.statements)
+            assert theirs - ours == Counter(), (op, n, ver.statements)
+    print_table("bulk statements on N rows (one child table, ON DELETE CASCADE)", db_name, report)
+
+    rows = v.rows("vchild_version", ["transaction_id", "id"])
+    assert Counter(r["operation_type"] for r in rows) == {
+        0: 2 * sum(BULK_NS),
+        1: sum(BULK_NS),
+        2: 2 * sum(BULK_NS),
+    }

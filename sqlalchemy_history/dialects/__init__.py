@@ -3,8 +3,9 @@
 Everything else in the package emits the same Core SQL on every database. What differs:
 how a list of primary keys is matched (``DialectRules.key_chunks``) and how many keys fit
 in one statement, how a row is read and locked before it is deleted, whether generated
-keys can come back, how string keys compare (collations), and how a NULL is typed in a
-``UNION``. Composite key lists:
+keys can come back (and how a multi-row INSERT's generated keys are learned without
+RETURNING), whether foreign key rules are enforced at all, how string keys compare
+(collations), and how a NULL is typed in a ``UNION``. Composite key lists:
 
 ==========  ==========================================================================
 backend     a composite key list (one column: ``col IN (...)`` everywhere)
@@ -80,6 +81,38 @@ class DialectRules:
     def generated_key_is_new(self, table: sa.Table) -> bool:
         """Return whether keys ``table`` generates itself never had history before."""
         return self.generated_keys_are_new
+
+    def returns_generated_keys(self, dialect: Dialect, rows: int) -> bool:
+        """Return whether SQLAlchemy can hand back the keys the database generates for an
+        INSERT of ``rows`` rows (``return_defaults()``, ``inserted_primary_key_rows``).
+
+        One row: always (RETURNING, or the driver's ``lastrowid``). Several rows: where the
+        dialect runs an executemany INSERT with RETURNING ("insertmanyvalues"); MySQL and
+        SQLite before 3.35 cannot, they learn the keys with ``learn_generated_keys``.
+        """
+        return rows <= 1 or bool(dialect.insert_executemany_returning)
+
+    #: Whether ``learn_generated_keys`` can tell the keys of a multi-row INSERT.
+    learns_generated_keys = False
+
+    def learn_generated_keys(
+        self, connection: Connection, table: sa.Table, rows: int
+    ) -> Optional[list[tuple[Any, ...]]]:
+        """Return the keys ``table``'s autoincrement column generated for the ``rows`` rows
+        the last INSERT on ``connection`` wrote, or ``None`` when the backend cannot tell.
+
+        Only asked when every row's key was generated and ``returns_generated_keys`` said
+        no. The default backend cannot tell.
+        """
+        return None
+
+    def enforces_foreign_keys(self, connection: Connection) -> bool:
+        """Return whether ``connection`` applies ``ON DELETE`` rules of foreign keys.
+
+        Asked once per database transaction before database cascades are recorded: where
+        the rules are switched off, the database deletes and changes nothing by them.
+        """
+        return True
 
     def lock_rows(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
         """Make ``statement`` read the latest committed rows of ``table`` and lock them.
@@ -268,6 +301,32 @@ class SQLiteRules(DialectRules):
             return super().match_composite(columns, keys)
         return _RowsInDerivedValues(columns, keys)
 
+    def returns_generated_keys(self, dialect: Dialect, rows: int) -> bool:
+        # An executemany INSERT asked for RETURNING is split by SQLAlchemy into multi-row
+        # INSERTs of at most 32,766 parameters; last_insert_rowid() leaves it one
+        # statement and costs one SELECT.
+        return rows <= 1
+
+    learns_generated_keys = True
+
+    def learn_generated_keys(
+        self, connection: Connection, table: sa.Table, rows: int
+    ) -> Optional[list[tuple[Any, ...]]]:
+        # SQLite before 3.35 has no RETURNING. Its rowids of one INSERT (or executemany)
+        # are consecutive: each new row takes max(rowid) + 1 (sqlite_sequence + 1 with
+        # AUTOINCREMENT), and no other connection can write while this transaction holds
+        # the write lock it took with the INSERT. last_insert_rowid() is the last of them.
+        # Emits: SELECT last_insert_rowid()
+        last = connection.execute(sa.select(sa.func.last_insert_rowid())).scalar()
+        if last is None or rows < 1:
+            return None
+        return [(int(last) - rows + 1 + i,) for i in range(rows)]
+
+    def enforces_foreign_keys(self, connection: Connection) -> bool:
+        # SQLite applies foreign keys (and their ON DELETE rules) only on connections that
+        # ran PRAGMA foreign_keys = ON; the setting cannot change inside a transaction.
+        return bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
+
 
 def _is_array(type_: Any) -> bool:
     return isinstance(type_, sa.ARRAY) or isinstance(getattr(type_, "impl", None), sa.ARRAY)
@@ -315,6 +374,12 @@ class PostgreSQLRules(DialectRules):
         rows = sa.func.unnest(*arrays).table_valued(*_key_names(columns)).render_derived()
         return sa.tuple_(*columns).in_(sa.select(*rows.c))
 
+    def enforces_foreign_keys(self, connection: Connection) -> bool:
+        # Foreign keys are system triggers, which session_replication_role = replica
+        # (logical replication, bulk loaders) switches off, cascades included.
+        role = connection.exec_driver_sql("SHOW session_replication_role").scalar()
+        return role != "replica"
+
 
 class MySQLRules(_RowValuesRules):
     # InnoDB under REPEATABLE READ (the default) takes next-key/gap locks for a range
@@ -333,6 +398,35 @@ class MySQLRules(_RowValuesRules):
     # drops such a CAST with a warning); a NULL column of a UNION takes the other branches'
     # type anyway.
     typed_nulls = False
+
+    learns_generated_keys = True
+
+    def learn_generated_keys(
+        self, connection: Connection, table: sa.Table, rows: int
+    ) -> Optional[list[tuple[Any, ...]]]:
+        # MySQL has no RETURNING. LAST_INSERT_ID() is the first key the last INSERT
+        # statement generated and ROW_COUNT() how many rows it wrote; InnoDB hands a
+        # multi-row INSERT whose row count is known consecutive keys (any
+        # innodb_autoinc_lock_mode), spaced by auto_increment_increment (Galera sets it).
+        # The driver may split an executemany into several INSERT statements (pymysql
+        # past max_stmt_length): then ROW_COUNT() covers only the last one, and the
+        # keys cannot be known.
+        # Emits: SELECT last_insert_id(), row_count(), @@auto_increment_increment
+        found = connection.execute(
+            sa.select(
+                sa.func.last_insert_id(),
+                sa.func.row_count(),
+                sa.literal_column("@@auto_increment_increment"),
+            )
+        ).one()
+        first, count, step = (int(v or 0) for v in found)
+        if not first or count != rows:
+            return None
+        return [(first + i * step,) for i in range(rows)]
+
+    def enforces_foreign_keys(self, connection: Connection) -> bool:
+        # SET foreign_key_checks = 0 switches off InnoDB's checks and its cascades.
+        return bool(connection.exec_driver_sql("SELECT @@foreign_key_checks").scalar())
 
     def read_latest(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
         # InnoDB's default REPEATABLE READ answers plain SELECTs from the transaction's

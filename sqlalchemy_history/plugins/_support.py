@@ -76,10 +76,13 @@ def flush_states(
 
     Call it from ``before_create_version_objects``: that runs in ``after_flush``, where the
     session still lists the flush's new, dirty and deleted objects with their pre-flush
-    history. Pure Python over the changed objects, no SQL.
+    history. Pure Python over the changed objects, no SQL. Rows written for a bulk
+    statement (``uow.statement_changes`` is set) have no objects behind them: empty.
     """
     manager = uow.manager
     found: dict[RowKey, tuple[InstanceState[Any], ColumnPlan]] = {}
+    if uow.statement_changes is not None:
+        return found
     for obj in (*session.new, *session.dirty, *session.deleted):
         state: InstanceState[Any] = sa.inspect(obj)
         if not manager.is_versioned_mapper(state.mapper):

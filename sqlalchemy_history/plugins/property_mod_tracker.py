@@ -12,7 +12,9 @@ Which flags are true (the SQLAlchemy-Continuum convention):
   one transaction OR their flags into the one version row;
 - DELETE versions: every flag (as in SQLAlchemy-Continuum);
 - an object deleted and inserted again with the same primary key in one transaction
-  (an UPDATE version): every flag.
+  (an UPDATE version): every flag;
+- rows a bulk statement or an ``ON DELETE SET NULL`` rule changed: the columns whose
+  value the statement changed (compared in the database's values before and after).
 
 Primary key columns get no flag. Flags are computed from the objects' attribute history
 in Python and written in the same statements as the version rows: no extra SQL. After a
@@ -159,6 +161,10 @@ class PropertyModTrackerPlugin(Plugin):
         state = self._state(uow)
         key = _support.row_key(info, row)
         changed = self._changed(info, row, state.flush.get(key), flags)
+        if uow.statement_changes is not None and row[info.operation_column.key] == Operation.UPDATE:
+            found = uow.statement_changes.get(key)
+            if found is not None:
+                changed = set(found) & {column_key for column_key, _ in flags}
         if rewrite:
             changed |= state.written.get(key, frozenset())
         state.written[key] = frozenset(changed)

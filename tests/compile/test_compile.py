@@ -255,6 +255,10 @@ class _Result:
     def scalar(self) -> Any:
         return self._rows[0][0] if self._rows else None
 
+    def one(self) -> tuple[Any, ...]:
+        (row,) = self._rows
+        return row
+
     @property
     def rowcount(self) -> int:
         return len(self._rows)
@@ -797,3 +801,176 @@ def test_rows_read_before_a_delete_are_locked(m: SimpleNamespace, dialect_name: 
         assert not re.search(r"FOR UPDATE|UPDLOCK", sql), sql
     else:
         assert re.search(expected, sql), sql
+
+
+# -- bulk statements and cascades (capture.py, cascades.py) --------------------------------
+
+LOCKED = {"mssql": r"WITH \(UPDLOCK, ROWLOCK\)", "sqlite": None}
+
+
+def assert_locked(sql: str, dialect_name: str, where: str) -> None:
+    expected = LOCKED.get(dialect_name, r"\bFOR UPDATE\b")
+    if expected is None:
+        assert not re.search(r"FOR UPDATE|UPDLOCK", sql), f"{where}: {sql}"
+    else:
+        assert re.search(expected, sql), f"{where}: {sql}"
+
+
+def cascade_models(Base: Any) -> dict[str, Any]:
+    class Article(Base):
+        __versioned__ = {}
+        __tablename__ = "article"
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+        name = sa.Column(sa.Unicode(255), unique=True)
+        content = sa.Column(sa.UnicodeText)
+
+    class Comment(Base):
+        __versioned__ = {}
+        __tablename__ = "comment"
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+        article_id = sa.Column(sa.ForeignKey("article.id", ondelete="CASCADE"))
+        text = sa.Column(sa.Unicode(100))
+
+    class Line(Base):
+        __versioned__ = {}
+        __tablename__ = "order_line"
+        order_id = sa.Column(sa.Integer, primary_key=True)
+        line_no = sa.Column(sa.Integer, primary_key=True)
+        article_id = sa.Column(sa.ForeignKey("article.id", ondelete="SET NULL"))
+        quantity = sa.Column(sa.Integer)
+
+    return locals()
+
+
+def capture_statements(m: SimpleNamespace, d: Dialect) -> list[tuple[str, Any, Any]]:
+    """The reads a Recorder runs before each kind of statement (the reads after it are
+    ``fetch_missing`` calls, compiled above), and the statement it hands to SQLAlchemy."""
+    from sqlalchemy_history.capture import Recorder
+
+    session = Session()
+    uow = UnitOfWork(versioning_manager, session.begin())
+    article, line = m.Article, m.Line
+    cases: dict[str, tuple[Any, Any]] = {
+        "update where": (sa.update(article).where(article.name == "x").values(content="y"), None),
+        "update joined where": (
+            sa.update(line)
+            .where(line.article_id == article.id, article.name == "x")
+            .values(quantity=2),
+            None,
+        ),
+        "update by key": (
+            sa.update(article),
+            [{"id": 1, "content": "a"}, {"id": 2, "content": "b"}],
+        ),
+        "delete where": (sa.delete(article).where(article.content.is_(None)), None),
+        "delete composite": (sa.delete(line).where(line.order_id == 1), None),
+        "insert": (sa.insert(article), [{"name": "a"}, {"name": "b"}]),
+        "insert given keys": (sa.insert(line), [{"order_id": 1, "line_no": 1, "quantity": 1}]),
+    }
+    out: list[tuple[str, Any, Any]] = []
+    for label, (statement, parameters) in cases.items():
+        # canned rows: one row of each table, so that cascades are followed
+        conn = RecordingConnection(d, rows=[(1, 1, 1, 1)])
+        mapper = sa.inspect(statement.entity_description["entity"])
+        recorder = Recorder(uow, session, conn, statement, parameters, mapper)
+        uow._foreign_keys[conn] = True  # what the backend would answer
+        to_run = recorder.prepare()
+        out.extend((f"{label} read", s, p) for s, p in conn.executed)
+        out.append((f"{label} statement", to_run, parameters))
+    session.close()
+    return out
+
+
+@pytest.mark.parametrize("dialect_name", list(DIALECTS))
+def test_capture_reads_are_dialect_neutral_and_locked(
+    build: Callable[..., SimpleNamespace], dialect_name: str
+) -> None:
+    m = build(cascade_models)
+    d = dialect(dialect_name)
+    statements = capture_statements(m, d)
+    labels = [label for label, _, _ in statements]
+    # non-vacuous: each statement kind read what it needs first, cascades included
+    for label in (
+        "update where",
+        "update joined where",
+        "update by key",
+        "delete where",
+        "delete composite",
+    ):
+        assert f"{label} read" in labels, labels
+    reads = [
+        str(compile_one(s, p, d))
+        for label, s, p in statements
+        if label.startswith("delete where read")
+    ]
+    assert any(re.search(r"FROM \W?comment\b", sql) for sql in reads), reads  # CASCADE
+    assert any("FROM order_line" in sql for sql in reads), reads  # ON DELETE SET NULL
+    for label, statement, params in statements:
+        if label.endswith("statement"):
+            continue  # the application's statement: its own SQL, not ours
+        sql = str(compile_one(statement, params, d))
+        assert_neutral(sql, f"{dialect_name} / {label}")
+        if not rules_for(d).row_values:
+            assert not ROW_VALUE_IN.search(sql), f"{dialect_name} / {label}: {sql}"
+        assert_locked(sql, dialect_name, f"{dialect_name} / {label}")
+
+
+@pytest.mark.parametrize("dialect_name", list(DIALECTS))
+def test_no_returning_is_added_where_the_backend_has_none(
+    build: Callable[..., SimpleNamespace], dialect_name: str
+) -> None:
+    """Generated keys come back with RETURNING only where the backend has it; elsewhere
+    the application's INSERT is sent as written (the keys are learned otherwise)."""
+    m = build(cascade_models)
+    for returning in (False, True):
+        d = dialect(dialect_name, returning=returning)
+        for label, statement, params in capture_statements(m, d):
+            if label != "insert statement":
+                continue
+            sql = str(compile_one(statement, params, d))
+            if not returning:
+                assert not FORBIDDEN["RETURNING"].search(sql), sql
+                assert not FORBIDDEN["OUTPUT inserted/deleted"].search(sql), sql
+
+
+@pytest.mark.parametrize("dialect_name", list(DIALECTS))
+def test_1500_children_are_read_within_backend_limits(
+    build: Callable[..., SimpleNamespace], dialect_name: str
+) -> None:
+    from sqlalchemy_history import cascades
+
+    build(cascade_models)
+    d = dialect(dialect_name)
+    conn = RecordingConnection(d)
+    parent = versioning_manager.version_tables
+    article = next(t for t in parent if t.name == "article")
+    read = cascades.CascadeRead(versioning_manager, conn)
+    read.follow(article, [{article.c.id: i} for i in range(1500)])
+    assert len(conn.executed) >= 2  # the comment and order_line children, chunked
+    for statement, params in conn.executed:
+        compiled = compile_one(statement, params, d)
+        sql = str(compiled)
+        assert_neutral(sql, f"{dialect_name} / cascade read")
+        assert_locked(sql, dialect_name, f"{dialect_name} / cascade read")
+        assert len(compiled.params) <= PARAM_LIMITS[dialect_name]
+        for size in _in_list_sizes(sql):
+            assert size <= IN_LIST_LIMITS.get(dialect_name, size)
+
+
+def test_learning_generated_keys_asks_the_backend_its_own_way() -> None:
+    """SQLite: last_insert_rowid(); MySQL: LAST_INSERT_ID(), ROW_COUNT() and the
+    auto-increment step; the other backends return keys with RETURNING / OUTPUT."""
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    expected = {
+        "sqlite": r"SELECT last_insert_rowid\(\)",
+        "mysql": r"SELECT last_insert_id\(\).*row_count\(\).*@@auto_increment_increment",
+    }
+    for name, pattern in expected.items():
+        d = dialect(name)
+        conn = RecordingConnection(d, rows=[(7, 2, 1)] if name == "mysql" else [(8,)])
+        keys = rules_for(d).learn_generated_keys(conn, table, 2)  # type: ignore[arg-type]
+        assert keys == [(7,), (8,)]
+        ((statement, params),) = conn.executed
+        assert re.search(pattern, str(compile_one(statement, params, d)), re.I | re.S)
+    for name in ("postgresql", "mssql", "oracle"):
+        assert not rules_for(dialect(name)).learns_generated_keys
