@@ -254,9 +254,10 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
     )
 
     def before_flush(session_: Session, flush_context: Any, instances: Any) -> None:
+        # Marked first: the flush's subtransaction must never pass for a legacy bulk method.
+        flushing[session_] = weakref.ref(flush_context)
         if not manager.options.get("versioning", True):
             return  # switched off at run time (see after_flush)
-        flushing[session_] = weakref.ref(flush_context)
         all_deleted = [_state_of(obj) for obj in session_.deleted]
         deleted = [state for state in all_deleted if manager.is_versioned_mapper(state.mapper)]
         changed = [
@@ -281,6 +282,8 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             _refuse_from_statement(manager, state)
             return temporal.bind_as_of(state)
         mapper = state.bind_mapper
+        if not manager.options.get("versioning", True):
+            return None  # switched off at run time (see after_flush)
         if not Recorder.concerns(manager, statement, mapper):
             return None
         session_ = state.session
@@ -334,6 +337,8 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             flush = flushing.pop(session_, None)
             if flush is not None and flush() is not None:
                 return  # the flush's own
+            if not manager.options.get("versioning", True):
+                return  # switched off at run time (see after_flush)
             # Session.bulk_save_objects / bulk_insert_mappings / bulk_update_mappings
             bulk = LegacyBulk(manager.unit_of_work(session_), session_)
             watched = [_watch(c, bulk) for c in connections.get(_root(transaction), [])]

@@ -562,6 +562,10 @@ def test_versioning_option_switched_off_at_run_time(versioned):
             session.commit()
             article.tags = []
             session.commit()
+            # bulk statements and legacy bulk methods pause too
+            session.execute(sa.update(v.Article).values(name="bulk"))
+            session.bulk_insert_mappings(v.Tag, [{"name": "mapped"}])
+            session.commit()
             versioning_manager.options["versioning"] = True
             article.name = "edited"
             session.commit()
