@@ -1,7 +1,15 @@
 """The conformance suite's pytest plugin: options, fixtures, requirements and the summary.
 
-Load it from the root ``conftest.py`` (``pytest_plugins = ["conformance.plugin"]``) and
-collect the suite with one line in a test module (``from conformance.suite import *``).
+Never loaded by merely installing the distribution (it has no ``pytest11`` entry point):
+load it in the ``conftest.py`` that also returns your adapter::
+
+    pytest_plugins = ["sqlalchemy_history_conformance.plugin"]
+
+    def pytest_history_conformance_adapter(config):
+        return MyAdapter()
+
+(or ``pytest -p sqlalchemy_history_conformance.plugin``), and collect the suite with one line
+in a test module: ``from sqlalchemy_history_conformance.suite import *``.
 
 Options::
 
@@ -11,12 +19,13 @@ Options::
     --dburi URL      a database by URL (repeatable)
     --async          also run every database through its asyncio driver
     --async-only     run only through the asyncio drivers
-    --impl MODULE    the implementation under test (default: pyproject.toml's
-                     [tool.sqlalchemy_history.conformance] implementation)
-    --requirements module:Class   the requirements class (same table, ``requirements``)
+    --history-schema NAME
+                     an existing second schema for the schema tests (default: one created
+                     for this run, named history_conformance_<random>, dropped at the end)
 
-Fixtures: ``history`` (the implementation module), ``conformance_db`` (the database
-target, parametrised over every target), ``conformance_models`` (builds versioned models).
+Fixtures: ``history`` (the implementation: top-level names, ``.utils``, ``.exc``,
+``.plugins``, ``.reverter``), ``history_adapter``, ``conformance_db`` (the database target,
+parametrised over every target), ``conformance_models`` (builds versioned models).
 """
 
 from __future__ import annotations
@@ -24,29 +33,27 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from types import ModuleType
+from collections.abc import Generator, Iterator
 from typing import Any, Optional
 
 import pytest
 
-from . import config as _config
+from . import hooks
+from .adapter import Adapter
 from .databases import Registry, Target
-from .fixtures import ModelBuilder
+from .fixtures import Implementation, ModelBuilder
 from .requirements import FAILING, UNSUPPORTED, Requirements
+
+HOOK = "pytest_history_conformance_adapter"
 
 
 @dataclasses.dataclass
 class _State:
     registry: Registry
-    settings: Optional[_config.Settings] = None
-    implementation: Optional[ModuleType] = None
-    requirements_cls: Optional[type] = None
+    adapter: Optional[Adapter] = None
     requirements: dict[str, Requirements] = dataclasses.field(default_factory=dict)
     #: nodeid -> target label, for every collected test that runs on a database.
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
-    #: nodeid -> final outcome (passed, failed, error, skipped, xfailed).
-    outcomes: dict[str, str] = dataclasses.field(default_factory=dict)
     #: (requirement, state, reason) -> target label -> number of tests it skipped/xfailed.
     by_requirement: dict[tuple[str, str, str], Counter[str]] = dataclasses.field(
         default_factory=lambda: defaultdict(Counter)
@@ -54,30 +61,62 @@ class _State:
     #: Tests of the suite that need no database (the meta-tests).
     plain: set[str] = dataclasses.field(default_factory=set)
 
-    def load(self, config: pytest.Config) -> ModuleType:
-        if self.implementation is None:
-            self.settings = _config.load(config)
-            self.implementation = _config.import_implementation(self.settings)
-            self.requirements_cls = _config.import_requirements(self.settings)
-        return self.implementation
+    def load(self, config: pytest.Config) -> Adapter:
+        if self.adapter is None:
+            self.adapter = _adapter(config)
+        return self.adapter
 
     def requirements_for(self, config: pytest.Config, label: str) -> Requirements:
         if label not in self.requirements:
-            implementation = self.load(config)
+            adapter = self.load(config)
             info = self.registry.targets[label].start()
-            assert self.requirements_cls is not None
-            self.requirements[label] = self.requirements_cls(info, implementation)
+            self.requirements[label] = adapter.requirements_cls(info, adapter)
         return self.requirements[label]
 
 
 _STATE = pytest.StashKey[_State]()
+#: Whether a test's call phase passed (its tables may then be kept for the next test).
+_PASSED = pytest.StashKey[bool]()
 
 
 def _state(config: pytest.Config) -> _State:
     return config.stash[_STATE]
 
 
+def _adapter(config: pytest.Config) -> Adapter:
+    """Ask the ``conftest.py`` for the adapter; explain what to write when it has none."""
+    adapter = getattr(config.hook, HOOK)(config=config)
+    if adapter is None:
+        raise pytest.UsageError(
+            "the conformance suite does not know which implementation to test: in the "
+            "conftest.py that loads sqlalchemy_history_conformance.plugin, return an "
+            "adapter:\n\n"
+            "    from sqlalchemy_history_conformance import Adapter\n\n"
+            "    class MyAdapter(Adapter):\n"
+            '        module_name = "my_package"\n\n'
+            f"    def {HOOK}(config):\n"
+            "        return MyAdapter()\n\n"
+            "(see the README of sqlalchemy-history-conformance)"
+        )
+    if not isinstance(adapter, Adapter):
+        raise pytest.UsageError(
+            f"{HOOK}() returned {adapter!r}, not an instance of "
+            f"sqlalchemy_history_conformance.Adapter"
+        )
+    requirements = adapter.requirements_cls
+    if not (isinstance(requirements, type) and issubclass(requirements, Requirements)):
+        raise pytest.UsageError(
+            f"{type(adapter).__name__}.requirements_cls is {requirements!r}, not a subclass "
+            f"of sqlalchemy_history_conformance.Requirements"
+        )
+    return adapter
+
+
 # -- configuration ------------------------------------------------------------------------
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,17 +152,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run every database through its asyncio driver only.",
     )
     group.addoption(
-        "--impl",
-        dest="history_impl",
-        metavar="MODULE",
-        help="implementation module under test (default: pyproject.toml "
-        "[tool.sqlalchemy_history.conformance] implementation).",
-    )
-    group.addoption(
-        "--requirements",
-        dest="history_requirements",
-        metavar="MODULE:CLASS",
-        help="requirements class (default: the same table's 'requirements').",
+        "--history-schema",
+        dest="history_schema",
+        metavar="NAME",
+        help="an existing second schema for the schema tests (default: a schema created "
+        "for this run and dropped at its end; Oracle needs this option).",
     )
 
 
@@ -141,6 +174,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getoption("history_dburi"),
         config.getoption("history_async"),
         config.getoption("history_async_only"),
+        config.getoption("history_schema"),
     )
     config.stash[_STATE] = _State(registry)
 
@@ -155,13 +189,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     state = _state(config)
     labels = ", ".join(state.registry.targets)
     try:
-        settings = _config.load(config)
+        adapter = state.load(config)
     except pytest.UsageError:
-        return [f"conformance: not configured (databases: {labels})"]
+        return [f"conformance: no adapter (databases: {labels})"]
+    requirements = adapter.requirements_cls
     lines = [
-        f"conformance: implementation {settings.implementation} (from {settings.source}), "
-        f"requirements {settings.requirements}",
-        f"conformance databases: {labels}",
+        f"conformance: {adapter.describe()}",
+        f"conformance adapter: {type(adapter).__module__}.{type(adapter).__qualname__}, "
+        f"requirements {requirements.__module__}.{requirements.__qualname__}",
+        f"conformance databases: {labels}, second schema {state.registry.schema_name}",
     ]
     lines.extend(f"conformance NOT run on {reason}" for reason in state.registry.not_run)
     return lines
@@ -187,9 +223,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def history(pytestconfig: pytest.Config) -> ModuleType:
-    """The implementation module under test (``sqlalchemy_history`` or a fork's)."""
+def history_adapter(pytestconfig: pytest.Config) -> Adapter:
+    """The adapter of the implementation under test (from the ``conftest.py`` hook)."""
     return _state(pytestconfig).load(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def history(history_adapter: Adapter) -> Implementation:
+    """The implementation under test: its top-level names and public modules."""
+    return Implementation(history_adapter)
 
 
 @pytest.fixture(scope="session")
@@ -201,11 +243,15 @@ def conformance_db(request: pytest.FixtureRequest) -> Target:
 
 
 @pytest.fixture
-def conformance_models(history: ModuleType, conformance_db: Target) -> Iterator[ModelBuilder]:
+def conformance_models(
+    request: pytest.FixtureRequest, history: Implementation, conformance_db: Target
+) -> Iterator[ModelBuilder]:
     """``conformance_models(define, options=..., user_cls=...)`` builds versioned models."""
     builder = ModelBuilder(history, conformance_db)
     yield builder
-    builder.close()
+    # Tables are kept (emptied) for the next test only after a pass: a failed test may
+    # have left them in any state.
+    builder.close(keep=request.node.stash.get(_PASSED, False))
 
 
 # -- running ------------------------------------------------------------------------------
@@ -241,6 +287,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if support.state == FAILING:
             state.by_requirement[(text, FAILING, support.reason)][label] += 1
             item.add_marker(pytest.mark.xfail(reason=f"{text}: {support.reason}", strict=True))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed and not hasattr(report, "wasxfail")
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -289,12 +345,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     write = terminalreporter.write_line
     terminalreporter.section("sqlalchemy_history conformance suite")
-    settings = state.settings
-    if settings is not None:
-        module = state.implementation
-        where = getattr(module, "__file__", "?") if module is not None else "?"
-        write(f"implementation: {settings.implementation} ({where})")
-        write(f"requirements:   {settings.requirements}")
+    if state.adapter is not None:
+        requirements = state.adapter.requirements_cls
+        write(f"implementation: {state.adapter.describe()}")
+        write(f"requirements:   {requirements.__module__}.{requirements.__qualname__}")
     columns = ("passed", "failed", "error", "skipped", "xfailed")
     write(f"{'database':<22} {'server':<26} " + " ".join(f"{c:>7}" for c in columns))
     for label, counter in counts.items():

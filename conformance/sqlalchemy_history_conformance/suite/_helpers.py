@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import pytest
 import sqlalchemy as sa
 
 #: ``operation_type`` values stored in the database (SPEC §3): part of the contract.
@@ -12,16 +13,44 @@ INSERT, UPDATE, DELETE = 0, 1, 2
 CUSTOM_NAMES = {
     "transaction_column_name": "tx_id",
     "end_transaction_column_name": "end_tx_id",
-    "operation_type_column_name": "op",
 }
 
 #: Option sets every strategy-sensitive test runs with: (options, tx, end tx, op column).
 CONFIGS: dict[str, tuple[dict[str, Any], str, Optional[str], str]] = {
     "validity": ({}, "transaction_id", "end_transaction_id", "operation_type"),
     "subquery": ({"strategy": "subquery"}, "transaction_id", None, "operation_type"),
-    "validity-custom-names": (dict(CUSTOM_NAMES), "tx_id", "end_tx_id", "op"),
-    "subquery-custom-names": ({**CUSTOM_NAMES, "strategy": "subquery"}, "tx_id", None, "op"),
+    "validity-custom-names": (dict(CUSTOM_NAMES), "tx_id", "end_tx_id", "operation_type"),
+    "subquery-custom-names": (
+        {**CUSTOM_NAMES, "strategy": "subquery"},
+        "tx_id",
+        None,
+        "operation_type",
+    ),
+    "validity-custom-operation-column": (
+        {**CUSTOM_NAMES, "operation_type_column_name": "op"},
+        "tx_id",
+        "end_tx_id",
+        "op",
+    ),
+    "subquery-custom-operation-column": (
+        {"strategy": "subquery", "operation_type_column_name": "op"},
+        "transaction_id",
+        None,
+        "op",
+    ),
 }
+
+
+def configs(*names: str) -> list[Any]:
+    """``pytest.param`` of each named option set, requiring what it renames."""
+    params = []
+    for name in names or tuple(CONFIGS):
+        op = CONFIGS[name][3]
+        marks = (
+            [pytest.mark.requires("operation_type_column_name")] if op != "operation_type" else []
+        )
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
 
 
 def pk() -> sa.Column[int]:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ._helpers import CONFIGS, DELETE, INSERT, UPDATE, add, articles, pick, pk, tx_ids
+from ._helpers import CONFIGS, DELETE, INSERT, UPDATE, add, articles, configs, pick, pk, tx_ids
 
-__all__ = ["TestOptionErrors", "TestStrategiesAndNames", "TestTableNameTemplate"]
+__all__ = [
+    "TestConfigurationErrorRecovery",
+    "TestOptionErrors",
+    "TestStrategiesAndNames",
+    "TestTableNameTemplate",
+]
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", configs())
 class TestStrategiesAndNames:
     def test_record_and_traverse(self, history, conformance_models, config):
         options, tx, end, op = CONFIGS[config]
@@ -33,7 +38,7 @@ class TestStrategiesAndNames:
             assert getattr(second, op) == UPDATE
             assert history.tx_column_name(article) == tx
             if end:
-                assert history.end_tx_column_name(article) == end
+                assert history.utils.end_tx_column_name(article) == end
             session.delete(article)
             session.commit()
         rows = m.rows("article_version", [tx])
@@ -100,6 +105,7 @@ class TestTableNameTemplate:
 
 
 class TestOptionErrors:
+    @pytest.mark.requires("option_validation")
     def test_unknown_strategy_names_the_model(self, history, conformance_models):
         def define(Base):
             class Gadget(Base):
@@ -109,9 +115,11 @@ class TestOptionErrors:
 
             return locals()
 
-        with pytest.raises(history.ImproperlyConfigured, match="Gadget"):
-            conformance_models(define)
+        conformance_models.configuration_error(
+            history.exc.ImproperlyConfigured, define, match="Gadget"
+        )
 
+    @pytest.mark.requires("column_collision_check")
     def test_parent_column_colliding_with_versioning_column(self, history, conformance_models):
         def define(Base):
             class Gizmo(Base):
@@ -122,5 +130,34 @@ class TestOptionErrors:
 
             return locals()
 
-        with pytest.raises(history.ImproperlyConfigured, match="transaction_id"):
-            conformance_models(define)
+        conformance_models.configuration_error(
+            history.exc.ImproperlyConfigured, define, match="transaction_id"
+        )
+
+
+class TestConfigurationErrorRecovery:
+    @pytest.mark.requires("configuration_error_recovery")
+    def test_models_after_a_configuration_error_are_versioned(self, history, conformance_models):
+        def rejected(Base):
+            class Gizmo(Base):
+                __versioned__ = {}
+                __tablename__ = "gizmo"
+                id = pk()
+                # rejected by every implementation (ImproperlyConfigured, or SQLAlchemy's
+                # DuplicateColumnError where the collision is not checked)
+                transaction_id = sa.Column(sa.Integer)
+
+            return locals()
+
+        def recovered():
+            try:
+                conformance_models(rejected, create=False)
+            except Exception:
+                pass
+            else:
+                return "the rejected models were accepted"
+            conformance_models.close(keep=False)  # remove_versioning(), dispose the classes
+            m = conformance_models(articles, create=False)
+            return sa.inspect(history.version_class(m.Article)).local_table.name
+
+        assert conformance_models.isolated(recovered) == "article_version"

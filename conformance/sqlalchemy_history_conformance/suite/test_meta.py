@@ -1,4 +1,5 @@
-"""Meta-tests of the suite itself: it reaches the implementation only through ``history``."""
+"""Meta-tests of the suite itself: it reaches the implementation only through ``history``,
+and every requirement it uses exists and is documented."""
 
 from __future__ import annotations
 
@@ -7,19 +8,26 @@ import inspect
 
 import pytest
 
-from .. import config as _config
-from ..meta import ROOT, direct_imports, suite_files
+from ..meta import (
+    KNOWN_IMPLEMENTATIONS,
+    ROOT,
+    direct_imports,
+    documented_requirements,
+    readme,
+    required_names,
+    suite_files,
+)
+from ..requirements import Requirements
 
 __all__ = ["TestSuiteItself"]
 
-#: The reference implementation's package: a fork's suite must not import it either.
 REFERENCE = "sqlalchemy_history"
 
 
 @pytest.mark.conformance
 class TestSuiteItself:
-    def test_no_suite_file_imports_the_implementation(self, pytestconfig):
-        packages = {_config.load(pytestconfig).implementation, REFERENCE}
+    def test_no_suite_file_imports_the_implementation(self, history_adapter):
+        packages = {history_adapter.module_name, *KNOWN_IMPLEMENTATIONS}
         files = suite_files()
         assert len(files) > 10
         found = [
@@ -62,3 +70,23 @@ class TestSuiteItself:
                 assert name not in seen, f"{name} in {path.name} and {seen.get(name)}"
                 seen[name] = path.name
                 assert getattr(suite, name) is getattr(module, name), f"{name} not exported"
+
+    def test_every_requirement_the_suite_uses_exists(self):
+        used = required_names()
+        assert len(used) > 20
+        unknown = {name: files for name, files in used.items() if name not in Requirements.names()}
+        assert unknown == {}, "add them to Requirements (requirements.py)"
+
+    def test_every_requirement_has_a_row_in_the_readme(self):
+        documented = documented_requirements(readme())
+        assert len(documented) > 20
+        missing = sorted(set(Requirements.names()) - documented)
+        assert missing == [], "add a row to the README's requirements table"
+        stale = sorted(documented - set(Requirements.names()))
+        assert stale == [], "the README's requirements table names requirements that do not exist"
+
+    def test_every_requirement_says_what_it_means(self):
+        undocumented = [
+            name for name in Requirements.names() if not getattr(Requirements, name).__doc__
+        ]
+        assert undocumented == []

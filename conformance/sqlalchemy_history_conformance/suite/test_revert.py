@@ -132,5 +132,5 @@ class TestRevert:
             article = m.Article(name="a")
             session.add(article)
             session.commit()
-            with pytest.raises(history.VersioningError, match=r"Article.*nonexistent"):
+            with pytest.raises(history.reverter.ReverterException, match=r"Article.*nonexistent"):
                 article.versions[0].revert(relations=["nonexistent"])

@@ -1,12 +1,10 @@
-"""Plugins: custom hooks (SPEC §7) and the bundled plugins (requirement ``plugins``).
+"""Plugins: custom hooks and the bundled plugins, one requirement each (SPEC §7).
 
 The suite reaches plugin classes as ``<implementation>.plugins``, the import path users
 have (``from sqlalchemy_history.plugins import PropertyModTrackerPlugin``).
 """
 
 from __future__ import annotations
-
-import importlib
 
 import pytest
 import sqlalchemy as sa
@@ -17,11 +15,11 @@ __all__ = ["TestBundledPlugins", "TestPluginHooks"]
 
 
 def plugins_module(history):
-    return importlib.import_module(f"{history.__name__}.plugins")
+    return history.plugins
 
 
-@pytest.mark.requires("plugin_hooks")
 class TestPluginHooks:
+    @pytest.mark.requires("plugin_hooks")
     def test_transaction_args_and_changeset_hooks_run(self, history, conformance_models):
         base = plugins_module(history).Plugin
 
@@ -40,6 +38,7 @@ class TestPluginHooks:
             assert article.versions[0].changeset["seen_by_plugin"] == [None, True]
         assert [r["remote_addr"] for r in m.rows("transaction")] == ["192.0.2.7"]
 
+    @pytest.mark.requires("plugin_hook_validation")
     def test_misspelt_hook_is_rejected_at_registration(self, history, conformance_models):
         base = plugins_module(history).Plugin
 
@@ -47,12 +46,13 @@ class TestPluginHooks:
             def after_flsuh(self, *args):  # not a hook: a typo of after_flush
                 pass
 
-        with pytest.raises(history.ImproperlyConfigured, match="after_flsuh"):
-            conformance_models(articles, plugins=[Misspelt()])
+        conformance_models.configuration_error(
+            history.exc.ImproperlyConfigured, articles, match="after_flsuh", plugins=[Misspelt()]
+        )
 
 
-@pytest.mark.requires("plugins")
 class TestBundledPlugins:
+    @pytest.mark.requires("property_mod_tracker_plugin")
     def test_property_mod_tracker_flags_changed_columns(self, history, conformance_models):
         plugin = plugins_module(history).PropertyModTrackerPlugin()
         m = conformance_models(articles, plugins=[plugin])
@@ -73,6 +73,7 @@ class TestBundledPlugins:
             (True, False, UPDATE),
         ]
 
+    @pytest.mark.requires("transaction_changes_plugin")
     def test_transaction_changes_lists_changed_classes(self, history, conformance_models):
         plugin = plugins_module(history).TransactionChangesPlugin()
         m = conformance_models(articles, plugins=[plugin])
@@ -83,6 +84,7 @@ class TestBundledPlugins:
             assert transaction.entity_names == ["Article"]
         assert pick(m.rows("transaction_changes"), "entity_name") == [("Article",)]
 
+    @pytest.mark.requires("transaction_meta_plugin")
     def test_transaction_meta_stores_key_value_pairs(self, history, conformance_models):
         plugin = plugins_module(history).TransactionMetaPlugin()
         m = conformance_models(articles, plugins=[plugin])
@@ -96,6 +98,7 @@ class TestBundledPlugins:
         rows = m.rows("transaction_meta", ["key"])
         assert pick(rows, "key", "value") == [("reason", "typo"), ("ticket", "T-42")]
 
+    @pytest.mark.requires("null_delete_plugin")
     def test_null_delete_stores_nulls_in_delete_versions(self, history, conformance_models):
         plugin = plugins_module(history).NullDeletePlugin()
         m = conformance_models(articles, plugins=[plugin])

@@ -13,6 +13,17 @@ target. Where a target's URL comes from, in order:
    (``SQLALCHEMY_HISTORY_DATABASES=sqlite,postgresql`` narrows that list). No container
    is started unless asked for.
 
+Schema tests need a second schema. By default each run creates its own, named
+``history_conformance_<random>`` (a PostgreSQL or SQL Server schema, a MySQL/MariaDB
+database, an attached SQLite file), and drops it at the end, so runs sharing a server never
+meet; ``--history-schema NAME`` uses an existing schema instead and leaves it in place
+(its tables are dropped). Oracle schemas are users, which the suite does not create: there
+it uses ``history_test_schema`` when that user exists (``docker/init/oracle`` creates it),
+or the schema ``--history-schema`` names.
+
+SQLite connections run with ``PRAGMA foreign_keys=ON``, as every other database enforces
+foreign keys.
+
 ``--async`` adds, for every sync target, the same database through its asyncio driver;
 the whole suite then runs there too, each test body inside ``greenlet_spawn`` (the way
 SQLAlchemy's own suite runs on asyncio drivers), plus the ``AsyncSession`` tests.
@@ -29,19 +40,28 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Coroutine
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+if TYPE_CHECKING:
+    from .adapter import Adapter
+
 T = TypeVar("T")
 
-#: The second schema that schema tests create tables in.
-TEST_SCHEMA = "history_test_schema"
+#: How long a MySQL/MariaDB session waits for a row lock before failing the test.
+LOCK_WAIT_SECONDS = 5
+
+#: Prefix of the second schema each run creates (``--history-schema`` names one instead).
+SCHEMA_PREFIX = "history_conformance_"
+#: The second schema on Oracle, where schemas are users the suite cannot create.
+ORACLE_SCHEMA = "history_test_schema"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +170,8 @@ class DatabaseInfo:
     server_version_info: tuple[Any, ...]
     is_mariadb: bool
     max_identifier_length: int
-    #: ``TEST_SCHEMA`` when the database has it, else ``None`` and ``schema_problem`` says why.
+    #: The run's second schema when the database has it, else ``None`` and
+    #: ``schema_problem`` says why.
     schema: Optional[str]
     schema_problem: str
     #: Why no ``AsyncSession`` test can run here, or ``None``.
@@ -199,7 +220,9 @@ class Target:
         self._async_engine: Any = None
         self._info: Optional[DatabaseInfo] = None
         self._failed: Optional[BaseException] = None
+        #: The previous test's tables, already emptied: (DDL signature, MetaData).
         self._kept: Optional[tuple[str, sa.MetaData]] = None
+        self._schema: Optional[str] = None
 
     # -- connecting -----------------------------------------------------------------------
 
@@ -236,7 +259,9 @@ class Target:
         engine = self._engine
         assert engine is not None
         if engine.dialect.name == "sqlite":
-            self._attach_sqlite_schema(engine)
+            self._prepare_sqlite(engine)
+        elif engine.dialect.name == "mysql":
+            self._prepare_mysql(engine)
 
         def describe() -> tuple[str, tuple[Any, ...]]:
             with engine.connect() as connection:
@@ -244,7 +269,8 @@ class Target:
 
         server, version = self.call(describe)
         schema, problem = self.call(self._prepare_schema)
-        self.call(self._drop_everything, [None] if schema is None else [None, schema])
+        self._schema = schema
+        self.call(self.drop_every_table)
         return DatabaseInfo(
             label=self.label,
             dialect_name=engine.dialect.name,
@@ -267,48 +293,91 @@ class Target:
             return {"connect_args": {"timeout": 5}}
         return {}
 
-    def _attach_sqlite_schema(self, engine: sa.Engine) -> None:
-        # SQLite's schemas are attached database files; attach one on every new connection.
-        path = os.path.join(self.registry.workdir(), f"{TEST_SCHEMA}.db")
+    def _prepare_sqlite(self, engine: sa.Engine) -> None:
+        # Every new connection: enforce foreign keys (off by default in SQLite, on in every
+        # other database) and attach the second schema, an attached database file.
+        schema = self.registry.schema_name
+        path = os.path.join(self.registry.workdir(), f"{schema}.db")
 
         @sa.event.listens_for(engine, "connect")
-        def attach(dbapi_connection: Any, record: Any) -> None:
+        def connect(dbapi_connection: Any, record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute(f"ATTACH DATABASE '{path}' AS {TEST_SCHEMA}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"ATTACH DATABASE '{path}' AS {schema}")
+            cursor.close()
+
+    @staticmethod
+    def _prepare_mysql(engine: sa.Engine) -> None:
+        # InnoDB waits 50 s for a row lock by default; a test whose sessions block each other
+        # should fail in seconds, like SQLite's busy timeout above.
+        @sa.event.listens_for(engine, "connect")
+        def connect(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_SECONDS}")
             cursor.close()
 
     def _prepare_schema(self) -> tuple[Optional[str], str]:
-        """Make sure ``TEST_SCHEMA`` exists; return it, or ``None`` and the reason."""
+        """Make sure the run's second schema exists; return it, or ``None`` and the reason."""
         engine = self.engine
         name = engine.dialect.name
-        statements = {
-            "postgresql": [f"CREATE SCHEMA IF NOT EXISTS {TEST_SCHEMA}"],
-            "mysql": [f"CREATE DATABASE IF NOT EXISTS {TEST_SCHEMA} CHARACTER SET utf8mb4"],
-            "mssql": [
-                f"IF SCHEMA_ID(N'{TEST_SCHEMA}') IS NULL EXEC('CREATE SCHEMA {TEST_SCHEMA}')"
-            ],
-        }.get(name, [])
+        schema = self.registry.schema_name
+        preparer = engine.dialect.identifier_preparer
+        quoted = preparer.quote_identifier(schema)
+        create = {
+            "postgresql": f"CREATE SCHEMA {quoted}",
+            "mysql": f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4",
+            "mssql": f"EXEC('CREATE SCHEMA {quoted}')",
+        }.get(name)
         try:
             with engine.connect() as connection:
-                for statement in statements:
-                    connection.execute(sa.text(statement))
-                connection.commit()
-                if TEST_SCHEMA not in sa.inspect(connection).get_schema_names():
-                    return None, (
-                        f"schema {TEST_SCHEMA!r} does not exist (on Oracle, a user created "
-                        f"by docker/init/oracle/01-history.sql)"
-                    )
+                exists = schema in sa.inspect(connection).get_schema_names()
+                if not exists and create is not None and not self.registry.schema_given:
+                    connection.execute(sa.text(create))
+                    connection.commit()
+                    self.registry.created_schemas[self.backend_key] = schema
+                    exists = True
         except sa.exc.DBAPIError as error:
-            return None, f"cannot create schema {TEST_SCHEMA!r}: {error.orig}"
-        return TEST_SCHEMA, ""
+            return None, f"cannot create schema {schema!r}: {error.orig}"
+        if not exists and name == "oracle" and not self.registry.schema_given:
+            # Oracle schemas are users, which the suite does not create; use the one
+            # docker/init/oracle creates when it is there.
+            with engine.connect() as connection:
+                if ORACLE_SCHEMA in sa.inspect(connection).get_schema_names():
+                    return ORACLE_SCHEMA, ""
+            return None, (
+                f"Oracle schemas are users, which the suite does not create: create user "
+                f"{ORACLE_SCHEMA} (docker/init/oracle does) or pass --history-schema NAME"
+            )
+        if not exists:
+            return None, f"schema {schema!r} does not exist"
+        return schema, ""
 
-    def _drop_everything(self, schemas: list[Optional[str]]) -> None:
-        """Drop every table left in ``schemas`` (an aborted earlier run's, say)."""
+    @property
+    def backend_key(self) -> str:
+        """The server this target reaches (sync and async targets of one server share it)."""
+        url = self.url
+        return f"{url.get_backend_name()}://{url.host}:{url.port}/{url.database}"
+
+    def _schemas(self) -> list[Optional[str]]:
+        return [None] if self._schema is None else [None, self._schema]
+
+    def drop_every_table(self) -> None:
+        """Drop every table in the database and the run's schema (reflected, not remembered).
+
+        Used when a run starts (an aborted earlier run may have left tables) and after any
+        failure while creating, emptying or dropping a test's tables, so no later test finds
+        tables it did not create.
+        """
+        self._kept = None
         with self.engine.connect() as connection:
-            for schema in schemas:
+            for schema in self._schemas():
                 metadata = sa.MetaData(schema=schema)
                 metadata.reflect(connection)
                 metadata.drop_all(connection)
+                # Sequences an implementation created (a transaction id sequence, say) are
+                # not tables: reflection leaves them out, and the next CREATE would fail.
+                for name in _sequence_names(connection, schema):
+                    connection.execute(sa.schema.DropSequence(sa.Sequence(name, schema=schema)))
             connection.commit()
 
     def _check_async(self) -> Optional[str]:
@@ -328,30 +397,45 @@ class Target:
 
     # -- tables of one test ---------------------------------------------------------------
 
-    def create_tables(self, metadata: sa.MetaData) -> None:
+    def create_tables(self, metadata: sa.MetaData, adapter: Adapter) -> None:
         """Create ``metadata``'s tables, reusing the previous test's when they are identical.
 
         DDL dominates a short test's time (MySQL most of all); when a test declares the
-        same tables as the one before it, emptying them is enough.
+        same tables as the one before it, they are reused: ``release_tables`` emptied them
+        when that test ended, after versioning was switched off. Tables are created with
+        ``checkfirst=False``: a table left behind makes the test fail instead of being
+        silently reused, and any failure here drops every table before it is raised.
         """
         signature = _signature(metadata, self.engine.dialect)
         kept, self._kept = self._kept, None
-        if kept is not None:
-            kept_signature, kept_metadata = kept
-            if kept_signature == signature:
-                with self.engine.begin() as connection:
-                    for table in reversed(kept_metadata.sorted_tables):
-                        connection.execute(table.delete())
-                return
-            kept_metadata.drop_all(self.engine)
-        metadata.create_all(self.engine)
+        if kept is not None and kept[0] == signature:
+            return
+        try:
+            with self.engine.begin() as connection:
+                if kept is not None:
+                    adapter.drop_tables(kept[1], connection, self)
+                adapter.create_tables(metadata, connection, self)
+        except BaseException:
+            self.drop_every_table()
+            raise
 
-    def release_tables(self, metadata: sa.MetaData, keep: bool) -> None:
-        """The test using ``metadata`` ended: keep its tables for the next test, or drop them."""
-        if keep and self._kept is None:
-            self._kept = (_signature(metadata, self.engine.dialect), metadata)
-        else:
-            metadata.drop_all(self.engine)
+    def release_tables(self, metadata: sa.MetaData, adapter: Adapter, keep: bool) -> None:
+        """The test using ``metadata`` ended and versioning is off: empty or drop its tables.
+
+        ``keep``: empty them (DELETE, while no listener of the implementation is there to
+        see it) for the next test to reuse; otherwise drop them. Any failure drops every
+        table instead.
+        """
+        try:
+            with self.engine.begin() as connection:
+                if keep and self._kept is None:
+                    for table in reversed(metadata.sorted_tables):
+                        connection.execute(table.delete())
+                    self._kept = (_signature(metadata, self.engine.dialect), metadata)
+                else:
+                    adapter.drop_tables(metadata, connection, self)
+        except Exception:
+            self.drop_every_table()
 
     # -- using ----------------------------------------------------------------------------
 
@@ -388,21 +472,43 @@ class Target:
         return self.registry.run(greenlet_spawn(fn, *args, **kwargs))
 
     def close(self) -> None:
-        kept, self._kept = self._kept, None
-        if kept is not None:
+        if self._engine is not None:
             with contextlib.suppress(Exception):
-                self.call(kept[1].drop_all, self.engine)
+                self.call(self.drop_every_table)
+            if self.registry.created_schemas.get(self.backend_key) == self._schema:
+                with contextlib.suppress(Exception):
+                    self.call(self._drop_schema)
+                self.registry.created_schemas.pop(self.backend_key, None)
         if self._async_engine is not None:
             with contextlib.suppress(Exception):
                 self.registry.run(self._async_engine.dispose())
         elif self._engine is not None:
             self._engine.dispose()
 
+    def _drop_schema(self) -> None:
+        """Drop the second schema this run created (its tables are gone already)."""
+        engine = self.engine
+        quoted = engine.dialect.identifier_preparer.quote_identifier(str(self._schema))
+        statement = {
+            "postgresql": f"DROP SCHEMA {quoted} CASCADE",
+            "mysql": f"DROP DATABASE {quoted}",
+            "mssql": f"DROP SCHEMA {quoted}",
+        }.get(engine.dialect.name)
+        if statement is not None:
+            with engine.connect() as connection:
+                connection.execute(sa.text(statement))
+                connection.commit()
+
 
 class Registry:
     """Every target of the run, the servers behind them and the asyncio event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: Optional[str] = None) -> None:
+        #: The second schema of schema tests: given (``--history-schema``), else this run's own.
+        self.schema_name = schema or SCHEMA_PREFIX + secrets.token_hex(4)
+        self.schema_given = schema is not None
+        #: Server key -> the schema this run created there (dropped when the run ends).
+        self.created_schemas: dict[str, str] = {}
         self.targets: dict[str, Target] = {}
         self._urls: dict[str, URL] = {}
         self._containers: list[Any] = []
@@ -415,10 +521,15 @@ class Registry:
 
     @classmethod
     def from_options(
-        cls, dbs: list[str], dburis: list[str], with_async: bool, async_only: bool = False
+        cls,
+        dbs: list[str],
+        dburis: list[str],
+        with_async: bool,
+        async_only: bool = False,
+        schema: Optional[str] = None,
     ) -> Registry:
         """Build the targets named by ``--db``/``--dburi``/``--async`` (see module doc)."""
-        registry = cls()
+        registry = cls(schema)
         names = [n.strip() for given in dbs for n in given.split(",") if n.strip()]
         unknown = [n for n in names if n not in BACKENDS]
         if unknown:
@@ -450,6 +561,13 @@ class Registry:
                 async_url = _async_url(known, url)
                 if async_url is not None:
                     registry.add(Target(registry, f"{label}-async", known, async_url, True))
+        if not registry.targets:
+            raise pytest.UsageError(
+                "no database to run the conformance suite on: SQLALCHEMY_HISTORY_DATABASES="
+                f"{os.environ.get('SQLALCHEMY_HISTORY_DATABASES', '')!r} names none of SQLite "
+                "and the databases whose SQLALCHEMY_HISTORY_<NAME>_URL is set"
+                + ("; " + "; ".join(registry.not_run) if registry.not_run else "")
+            )
         registry.check_reachable()
         return registry
 
@@ -546,6 +664,16 @@ def _identifier_limit(dialect: sa.Dialect) -> int:
         # indexes are limited to 64 characters on MySQL and MariaDB.
         return 64
     return int(dialect.max_identifier_length)
+
+
+def _sequence_names(connection: sa.Connection, schema: Optional[str]) -> list[str]:
+    """The sequences in ``schema`` (none where the database has no sequences)."""
+    if not connection.dialect.supports_sequences:
+        return []
+    try:
+        return list(sa.inspect(connection).get_sequence_names(schema=schema))
+    except NotImplementedError:
+        return []
 
 
 def _signature(metadata: sa.MetaData, dialect: sa.Dialect) -> str:

@@ -1,6 +1,7 @@
 """Relationships on version classes "as of" a version, and many-to-many history (SPEC §3, §4).
 
-Gated by the ``temporal_relationships`` and ``many_to_many_history`` requirements.
+Gated by the ``temporal_relationships`` (and ``eager_temporal_relationships``),
+``many_to_many_history`` and ``many_to_many_validity`` requirements.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class TestTemporalRelationships:
             # a class that is not versioned: the live object
             assert first.author is article.author
 
+    @pytest.mark.requires("eager_temporal_relationships")
     def test_selectinload_costs_one_query_per_relationship(self, history, conformance_models):
         m = conformance_models(blog)
         with m.session() as session:
@@ -102,4 +104,17 @@ class TestManyToManyHistory:
             (*ids, INSERT),
             (*ids, DELETE),
         ]
-        assert rows[0]["end_transaction_id"] == rows[1]["transaction_id"]
+
+    @pytest.mark.requires("many_to_many_validity")
+    def test_removing_an_association_closes_its_version(self, conformance_models):
+        m = conformance_models(blog)
+        with m.session() as session:
+            article = m.Article(name="a", labels=[m.Label(name="l")])
+            session.add(article)
+            session.commit()
+            article.labels = []
+            session.commit()
+        insert, delete = m.rows("article_label_version", ["transaction_id"])
+        assert (insert["operation_type"], delete["operation_type"]) == (INSERT, DELETE)
+        assert insert["end_transaction_id"] == delete["transaction_id"]
+        assert delete["end_transaction_id"] is None

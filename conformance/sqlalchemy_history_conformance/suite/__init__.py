@@ -2,7 +2,7 @@
 
 ::
 
-    from conformance.suite import *  # noqa: F403
+    from sqlalchemy_history_conformance.suite import *  # noqa: F403
 
 Each module lists its classes in ``__all__``; ``test_meta`` checks that every test class of
 every module is exported here exactly once.

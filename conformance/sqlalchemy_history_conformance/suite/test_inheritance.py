@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from ._helpers import DELETE, INSERT, UPDATE, pick, pk
@@ -154,6 +155,7 @@ class TestJoinedInheritance:
             assert [v.name for v in book.versions] == ["b", "b"]
 
 
+@pytest.mark.requires("concrete_inheritance")
 class TestConcreteInheritance:
     def test_concrete_classes_get_their_own_version_tables(self, history, conformance_models):
         m = conformance_models(concrete)
