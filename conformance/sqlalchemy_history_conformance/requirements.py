@@ -241,6 +241,16 @@ class Requirements:
         return supported()
 
     @property
+    def multi_flush_merge(self) -> Support:
+        """Several flushes of one transaction leave one version per object, with final values."""
+        return supported()
+
+    @property
+    def delete_then_insert_is_one_update(self) -> Support:
+        """Deleting and re-inserting a key in one transaction writes one UPDATE version."""
+        return supported()
+
+    @property
     def insert_then_update_is_one_insert(self) -> Support:
         """Inserting then updating an object in one transaction writes one INSERT version."""
         return supported()
@@ -355,6 +365,11 @@ class Requirements:
         return supported()
 
     # -- implementation: asyncio ---------------------------------------------------------
+
+    @property
+    def async_sessions(self) -> Support:
+        """Flushes of an ``AsyncSession`` are recorded like those of a ``Session``."""
+        return supported()
 
     @property
     def support_async_option(self) -> Support:

@@ -33,6 +33,7 @@ def async_articles(Base):
 
 
 @pytest.mark.requires("asyncio")
+@pytest.mark.requires("async_sessions")
 class TestAsyncSession:
     @pytest.mark.requires("support_async_option")
     @pytest.mark.requires("async_traversal")

@@ -10,6 +10,7 @@ __all__ = ["TestConcurrentSessions", "TestFlushMerging", "TestRollback", "TestSa
 
 
 class TestFlushMerging:
+    @pytest.mark.requires("multi_flush_merge")
     def test_several_flushes_merge_into_one_version_per_object(self, conformance_models):
         m = conformance_models(articles)
         article_id = add(m, m.Article(name="a"))
@@ -40,6 +41,7 @@ class TestFlushMerging:
             ("b", INSERT, None)
         ]
 
+    @pytest.mark.requires("multi_flush_merge")
     def test_update_then_delete_is_one_delete(self, conformance_models):
         m = conformance_models(articles)
         article_id = add(m, m.Article(name="a"))
@@ -51,6 +53,7 @@ class TestFlushMerging:
             session.commit()
         assert pick(versions(m), "name", "operation_type") == [("a", INSERT), ("b", DELETE)]
 
+    @pytest.mark.requires("delete_then_insert_is_one_update")
     def test_delete_then_reinsert_with_same_key_is_one_update(self, conformance_models):
         m = conformance_models(articles)
         article_id = add(m, m.Article(name="a"))
