@@ -37,6 +37,7 @@ from collections.abc import Generator, Iterator
 from typing import Any, Optional
 
 import pytest
+import sqlalchemy as sa
 
 from . import hooks
 from .adapter import Adapter
@@ -156,7 +157,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="history_schema",
         metavar="NAME",
         help="an existing second schema for the schema tests (default: a schema created "
-        "for this run and dropped at its end; Oracle needs this option).",
+        "for this run and dropped at its end; on Oracle, history_test_schema if it exists).",
     )
 
 
@@ -194,7 +195,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return [f"conformance: no adapter (databases: {labels})"]
     requirements = adapter.requirements_cls
     lines = [
-        f"conformance: {adapter.describe()}",
+        f"conformance: {adapter.describe()}, SQLAlchemy {sa.__version__}",
         f"conformance adapter: {type(adapter).__module__}.{type(adapter).__qualname__}, "
         f"requirements {requirements.__module__}.{requirements.__qualname__}",
         f"conformance databases: {labels}, second schema {state.registry.schema_name}",
@@ -347,7 +348,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("sqlalchemy_history conformance suite")
     if state.adapter is not None:
         requirements = state.adapter.requirements_cls
-        write(f"implementation: {state.adapter.describe()}")
+        write(f"implementation: {state.adapter.describe()}, SQLAlchemy {sa.__version__}")
         write(f"requirements:   {requirements.__module__}.{requirements.__qualname__}")
     columns = ("passed", "failed", "error", "skipped", "xfailed")
     write(f"{'database':<22} {'server':<26} " + " ".join(f"{c:>7}" for c in columns))

@@ -245,6 +245,8 @@ class TestNoOpSkip:
         m = conformance_models(articles)
         add(m, m.Note(text="n"))
         assert tx_ids(m) == []
+        add(m, m.Article(name="a"))  # the control: a versioned change writes one
+        assert len(tx_ids(m)) == 1
 
     def test_no_op_flush_then_real_change_writes_one_version(self, conformance_models):
         m = conformance_models(articles)

@@ -94,6 +94,9 @@ class TestRollback:
             session.rollback()
         assert versions(m) == []
         assert tx_ids(m) == []
+        add(m, m.Article(name="b"))  # the control: a committed insert is recorded
+        assert pick(versions(m), "name", "operation_type") == [("b", INSERT)]
+        assert len(tx_ids(m)) == 1
 
     def test_next_transaction_after_rollback_records_normally(self, conformance_models):
         m = conformance_models(articles)
@@ -121,6 +124,9 @@ class TestSavepoints:
             session.commit()
         assert versions(m) == []
         assert tx_ids(m) == []
+        add(m, m.Article(name="b"))  # the control: the next transaction records normally
+        assert pick(versions(m), "name", "operation_type") == [("b", INSERT)]
+        assert len(tx_ids(m)) == 1
 
     def test_change_before_savepoint_survives_its_rollback(self, conformance_models):
         m = conformance_models(articles)
