@@ -1,6 +1,6 @@
 """The conformance suite on SQLAlchemy-Continuum 2.0.0 (PyPI), as its maintainers would run it.
 
-    pip install "SQLAlchemy-Continuum==2.0.0" sqlalchemy-history-conformance
+    pip install "SQLAlchemy-Continuum==2.0.0" "path/to/sqlalchemy-history/conformance[asyncio]"
     pytest            # in this directory; --db / --dburi / --async as in the README
 
 Every behaviour SQLAlchemy-Continuum 2.0.0 lacks or gets wrong is declared below, each with

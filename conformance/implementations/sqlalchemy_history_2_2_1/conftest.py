@@ -1,6 +1,6 @@
 """The conformance suite on SQLAlchemy-History 2.2.1 (PyPI), as its maintainers would run it.
 
-    pip install "SQLAlchemy-History==2.2.1" sqlalchemy-history-conformance
+    pip install "SQLAlchemy-History==2.2.1" "path/to/sqlalchemy-history/conformance[asyncio]"
     pytest            # in this directory; --db / --dburi / --async as in the README
 
 Every behaviour SQLAlchemy-History 2.2.1 lacks or gets wrong is declared below, each with

@@ -7,7 +7,7 @@ from typing import Any, Optional
 import pytest
 import sqlalchemy as sa
 
-#: ``operation_type`` values stored in the database (SPEC §3): part of the contract.
+#: ``operation_type`` values stored in the database: part of the contract.
 INSERT, UPDATE, DELETE = 0, 1, 2
 
 CUSTOM_NAMES = {

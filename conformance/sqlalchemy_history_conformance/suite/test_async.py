@@ -1,4 +1,4 @@
-"""``AsyncSession`` users: write_only ``versions``, awaitable traversal, revert (SPEC §4, §5).
+"""``AsyncSession`` users: write_only ``versions``, awaitable traversal, revert.
 
 These tests are ``async def``; the plugin runs them on the run's event loop through the
 database's asyncio driver (asyncpg, aiomysql, aiosqlite ...), whatever the target's own

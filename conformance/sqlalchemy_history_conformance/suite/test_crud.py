@@ -1,4 +1,4 @@
-"""CRUD and operation types, no-op skip, and the version table layout (SPEC §2, §3).
+"""CRUD and operation types, no-op skip, and the version table layout.
 
 Every test reads the tables back from the database after commit: it checks what the
 database holds, not what the implementation keeps in memory.

@@ -1,4 +1,4 @@
-"""Names: long identifiers, reserved words as table and column names, schemas (SPEC §2, §9).
+"""Names: long identifiers, reserved words as table and column names, schemas.
 
 Long names are sized from the database's own limit (Oracle and SQL Server allow 128 bytes,
 MySQL 64, PostgreSQL 63), and each length runs where the database accepts it.

@@ -1,4 +1,4 @@
-"""Plugins: custom hooks and the bundled plugins, one requirement each (SPEC §7).
+"""Plugins: custom hooks and the bundled plugins, one requirement each.
 
 The suite reaches plugin classes as ``<implementation>.plugins``, the import path users
 have (``from sqlalchemy_history.plugins import PropertyModTrackerPlugin``).

@@ -1,4 +1,4 @@
-"""Relationships on version classes "as of" a version, and many-to-many history (SPEC §3, §4).
+"""Relationships on version classes "as of" a version, and many-to-many history.
 
 Gated by the ``temporal_relationships`` (and ``eager_temporal_relationships``),
 ``many_to_many_history`` and ``many_to_many_validity`` requirements.

@@ -1,4 +1,4 @@
-"""Reverting one object: earlier values, deleted objects, DELETE versions (SPEC §5).
+"""Reverting one object: earlier values, deleted objects, DELETE versions.
 
 Reverting relationships (``revert(relations=[...])``) is in ``test_revert_relations``.
 """

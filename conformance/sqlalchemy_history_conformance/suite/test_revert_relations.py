@@ -1,4 +1,4 @@
-"""``version.revert(relations=[...])``: restoring relationships with the object (SPEC §5).
+"""``version.revert(relations=[...])``: restoring relationships with the object.
 
 Gated by the ``revert_relations`` requirement.
 """

@@ -1,4 +1,4 @@
-"""Both strategies (validity, subquery) and custom column and table names (SPEC §1, §2, §3)."""
+"""Both strategies (validity, subquery) and custom column and table names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Temporal queries: the state of a table as of a transaction, with plain SELECTs (SPEC §4).
+"""Temporal queries: the state of a table as of a transaction, with plain SELECTs.
 
 Version classes are ordinary mapped classes, so "every article as it was after transaction
 T" is one query with the strategy's predicate, written here the way users write it:

@@ -1,4 +1,4 @@
-"""Transactions, flush merging, rollback and savepoints (SPEC §3)."""
+"""Transactions, flush merging, rollback and savepoints."""
 
 from __future__ import annotations
 

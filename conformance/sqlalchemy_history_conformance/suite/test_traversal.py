@@ -1,4 +1,4 @@
-"""Reading history: ``versions``, traversal, changeset, version classes, utilities (SPEC §4, §6)."""
+"""Reading history: ``versions``, traversal, changeset, version classes, utilities."""
 
 from __future__ import annotations
 
