@@ -276,15 +276,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if label is None:
         raise pytest.UsageError(f"{item.nodeid}: @requires needs the conformance_db fixture")
     requirements = state.requirements_for(item.config, label)
+    answers = []
     for mark in marks:
         text, (name, *args) = _requirement_text(mark)
         try:
-            support = requirements.check(name, *args)
+            answers.append((text, requirements.check(name, *args)))
         except LookupError as error:
             raise pytest.UsageError(f"{item.nodeid}: {error}") from None
+    # An unsupported requirement skips the test whatever the others say; only a test that
+    # runs counts as an expected failure.
+    for text, support in answers:
         if support.state == UNSUPPORTED:
             state.by_requirement[(text, UNSUPPORTED, support.reason)][label] += 1
             pytest.skip(f"requires {text}: {support.reason}")
+    for text, support in answers:
         if support.state == FAILING:
             state.by_requirement[(text, FAILING, support.reason)][label] += 1
             item.add_marker(pytest.mark.xfail(reason=f"{text}: {support.reason}", strict=True))
