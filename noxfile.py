@@ -18,7 +18,7 @@ through unchanged:
     SQLALCHEMY_HISTORY_DATABASES       restrict the run, e.g. "sqlite" (tests-<db> sessions set it)
 
 ``pytest`` collects the conformance suite too (tests/test_conformance.py, see
-conformance/__init__.py and CONTRIBUTING.md); these sessions run it on the same databases
+conformance/README.md and CONTRIBUTING.md); these sessions run it on the same databases
 through their sync and asyncio drivers (``--async``) and print a per-database summary.
 ``tests-mariadb``, ``tests-mssql``, ``tests-oracle`` and ``conformance-all`` use
 ``SQLALCHEMY_HISTORY_<DB>_URL`` when set, else start containers (Docker needed):
@@ -26,11 +26,21 @@ through their sync and asyncio drivers (``--async``) and print a per-database su
     docker compose -f docker/compose.yml up -d oracle
     export SQLALCHEMY_HISTORY_ORACLE_URL='oracle+oracledb://history:history@127.0.0.1:1521/?service_name=FREEPDB1'
     python3 -m nox -s tests-oracle
+
+Without a URL and without Docker, ``tests-mssql`` and ``tests-oracle`` run that dialect's
+compile checks (tests/compile) and say what was not run.
+
+``conformance-peers`` runs the conformance suite on the released SQLAlchemy-History 2.2.1
+and SQLAlchemy-Continuum 2.0.0 (PyPI), each in its own virtualenv with the conformance
+distribution installed from conformance/, through the adapters in
+conformance/implementations/ (SQLite, plus PostgreSQL and MySQL/MariaDB when their URL is
+set).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import nox
@@ -54,8 +64,22 @@ TEST_GROUPS = (
     "conformance",
 )
 
-#: The conformance suite's one-line consumer, as a fork has it.
+#: The conformance suite's one-line consumer, as any implementation has it.
 CONFORMANCE = "tests/test_conformance.py"
+
+#: The released implementations ``conformance-peers`` runs the suite on: distribution pin,
+#: the directory of its adapter (conformance/implementations/...), the Python it needs.
+PEERS = {
+    "sqlalchemy-history-2.2.1": ("SQLAlchemy-History==2.2.1", "sqlalchemy_history_2_2_1", (3, 10)),
+    "sqlalchemy-continuum-2.0.0": (
+        "SQLAlchemy-Continuum==2.0.0",
+        "sqlalchemy_continuum_2_0_0",
+        (3, 11),
+    ),
+}
+#: Drivers of the databases the peers run on; the asyncio ones serve the suite's
+#: AsyncSession tests (the rest of the suite runs through the sync drivers).
+PEER_DRIVERS = ("psycopg2-binary", "pymysql", "aiosqlite", "asyncpg", "aiomysql")
 
 POSTGRESQL_URL_VAR = "SQLALCHEMY_HISTORY_POSTGRESQL_URL"
 POSTGRESQL_URL_EXAMPLE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -77,27 +101,49 @@ def run_pytest(session: nox.Session, databases: str | None = None) -> None:
     session.run("pytest", "--async", *session.posargs, env=env)
 
 
-def run_fork_simulation(session: nox.Session) -> None:
-    """Run the conformance suite against conformance/fork_example, as a fork would (SQLite)."""
-    session.run(
-        "pytest",
-        CONFORMANCE,
-        "--db=sqlite",
-        "--impl=conformance.fork_example",
-        "--requirements=conformance.fork_example.requirements:ForkRequirements",
-        "-q",
+def docker_problem(session: nox.Session) -> str:
+    """Why the conformance suite could not start a container here ('' when it could)."""
+    code = (
+        "import sys; sys.path.insert(0, 'conformance'); "
+        "from sqlalchemy_history_conformance.databases import docker_problem; "
+        "print(docker_problem() or '')"
     )
+    output = session.run("python", "-c", code, silent=True)
+    return str(output or "").strip()
+
+
+#: How to start each server-only database and point the suite at it.
+SERVER_RECIPES = {
+    "mssql": "mssql+pymssql://sa:History-Test-1@127.0.0.1:1433/history_test",
+    "oracle": "oracle+oracledb://history:history@127.0.0.1:1521/?service_name=FREEPDB1",
+}
 
 
 def run_database(session: nox.Session, name: str, *, with_async: bool = True) -> None:
     """Our tests (where tests/conftest.py knows the database) + the conformance suite on ``name``.
 
     Without ``SQLALCHEMY_HISTORY_<NAME>_URL`` the conformance suite starts a container, and
-    our own tests (which need a URL) run their dialect-only part, tests/compile.
+    our own tests (which need a URL) run their dialect-only part, tests/compile. Without a
+    URL and without Docker, only tests/compile runs, and the session says what did not.
     """
     install_groups(session, *TEST_GROUPS, f"tests-{name}")
-    url = os.environ.get(f"SQLALCHEMY_HISTORY_{name.upper()}_URL")
+    variable = f"SQLALCHEMY_HISTORY_{name.upper()}_URL"
+    url = os.environ.get(variable)
     options = [f"--db={name}", *(["--async"] if with_async else [])]
+    if not url and name in SERVER_RECIPES:
+        problem = docker_problem(session)
+        if problem:
+            session.run("pytest", "tests/compile", *session.posargs)
+            session.warn(
+                f"NOT RUN: the conformance suite on {name} ({variable} is not set and "
+                f"{problem}). Only tests/compile ran (every statement the library emits, "
+                f"compiled for {name} and the other dialects). "
+                f"To run it against a server:\n"
+                f"    docker compose -f docker/compose.yml up -d {name}\n"
+                f"    export {variable}='{SERVER_RECIPES[name]}'\n"
+                f"    python3 -m nox -s tests-{name}"
+            )
+            return
     if name == "mariadb" and url:
         # tests/conftest.py reaches MySQL-family servers through SQLALCHEMY_HISTORY_MYSQL_URL.
         env = {"SQLALCHEMY_HISTORY_MYSQL_URL": url, "SQLALCHEMY_HISTORY_DATABASES": "mysql"}
@@ -115,12 +161,8 @@ def require_env(session: nox.Session, name: str, example: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite: SQLite always, plus PostgreSQL / MySQL when their URL is set.
-
-    Then the fork simulation: the conformance suite through conformance/fork_example.
-    """
+    """Run the test suite: SQLite always, plus PostgreSQL / MySQL when their URL is set."""
     run_pytest(session)
-    run_fork_simulation(session)
 
 
 @nox.session(name="tests-sqlite")
@@ -171,6 +213,26 @@ def conformance_all(session: nox.Session) -> None:
     install_groups(session, *TEST_GROUPS, "tests-mariadb", "tests-mssql", "tests-oracle")
     databases = "--db=sqlite,postgresql,mysql,mariadb,mssql,oracle"
     session.run("pytest", CONFORMANCE, databases, "--async", *session.posargs)
+
+
+@nox.session(name="conformance-peers")
+@nox.parametrize("peer", list(PEERS))
+def conformance_peers(session: nox.Session, peer: str) -> None:
+    """Run the conformance suite on a released implementation, as its maintainers would.
+
+    The conformance distribution is installed from conformance/ (not copied, not editable)
+    next to the peer from PyPI and whatever SQLAlchemy its requirements allow; pytest runs in
+    the peer's conformance/implementations/ directory, which holds only its adapter. Any
+    failure that is not a declared requirement of that adapter, and any declared failure
+    that passes, fails the session.
+    """
+    requirement, directory, python = PEERS[peer]
+    if sys.version_info < python:
+        session.error(f"{requirement} needs Python {'.'.join(map(str, python))}+")
+    session.install("./conformance[asyncio]", requirement, *PEER_DRIVERS)
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.chdir(ROOT / "conformance" / "implementations" / directory)
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(name="tests-sqlalchemy20")

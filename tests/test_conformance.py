@@ -1,1 +1,1 @@
-from conformance.suite import *  # noqa: F403  (the conformance suite, as a fork consumes it)
+from sqlalchemy_history_conformance.suite import *  # noqa: F403  (as any implementation does)

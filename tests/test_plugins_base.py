@@ -6,7 +6,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, oracle, postgresql, sqlite
 
-from sqlalchemy_history import ImproperlyConfigured, Operation, versioning_context
+from sqlalchemy_history import (
+    ImproperlyConfigured,
+    Operation,
+    VersioningManager,
+    versioning_context,
+)
 from sqlalchemy_history.plugins import (
     HOOKS,
     ActivityPlugin,
@@ -67,6 +72,21 @@ def test_hook_list_is_closed():
 
     with pytest.raises(ImproperlyConfigured, match="after_create_transactions"):
         PluginCollection([Misspelt()])
+
+
+def test_assigning_a_list_to_manager_plugins_makes_a_checked_collection():
+    # SQLAlchemy-History and Continuum accept `manager.plugins = [...]`; so must we.
+    manager = VersioningManager()
+    manager.plugins = [NullDeletePlugin()]
+    assert isinstance(manager.plugins, PluginCollection)
+    assert [type(p) for p in manager.plugins] == [NullDeletePlugin]
+
+    class Misspelt(Plugin):
+        def after_flsuh(self, *args):
+            pass
+
+    with pytest.raises(ImproperlyConfigured, match="after_flsuh"):
+        manager.plugins = [Misspelt()]
 
 
 def test_transaction_and_savepoint_hooks(versioned):

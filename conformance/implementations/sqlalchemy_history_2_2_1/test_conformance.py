@@ -1,0 +1,1 @@
+from sqlalchemy_history_conformance.suite import *  # noqa: F403
