@@ -24,7 +24,7 @@ before_flush               Session     "before flush process has started": read 
                                        database's ON DELETE rules will reach (``cascades``)
 after_flush                Session     "the session's state is still in pre-flush", so history
                                        tells what changed; write version rows on the flush's
-                                       connection
+                                       connection; forget traversal answers read before
 before_commit              Session     "before commit is called": flush, then check that version
                                        order is commit order for rows written after the
                                        transaction id was taken (moving it to a fresh id if not)
@@ -45,7 +45,8 @@ after_transaction_create   Session     a SAVEPOINT began: mark the unit of work'
                                        ``bulk_update_mappings``: no flush, no do_orm_execute):
                                        watch the session's connections until it ends
 after_rollback             Session     fires for ROLLBACK TO SAVEPOINT too, before the nested
-                                       transaction closes: undo bookkeeping since the mark
+                                       transaction closes: undo bookkeeping since the mark;
+                                       forget traversal answers
 after_transaction_end      Session     forget a savepoint mark / the whole unit of work; stop
                                        watching connections for a legacy bulk method
 before_create              Table       give copied foreign-key-only columns the type their
@@ -100,6 +101,7 @@ from .manager import VersioningManager
 from .operations import Operation
 from .tables import refresh_types
 from .unit_of_work import needs_prefetch
+from .version import forget_traversal
 
 _Listener = tuple[Any, str, Callable[..., Any]]
 _listeners: dict[VersioningManager, list[_Listener]] = {}
@@ -309,6 +311,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             running[2].append(_watch(connection, running[1]))
 
     def after_flush(session_: Session, flush_context: Any) -> None:
+        forget_traversal(session_)
         root = session_.get_transaction()
         uow = manager.units_of_work.get(root) if root is not None else None
         if not manager.options.get("versioning", True):
@@ -345,6 +348,7 @@ def listen(manager: VersioningManager, mapper: Any = Mapper, session: Any = Sess
             bulks[session_] = (transaction, bulk, watched)
 
     def after_rollback(session_: Session) -> None:
+        forget_traversal(session_)
         root = session_.get_transaction()
         uow = manager.units_of_work.get(root) if root is not None else None
         if uow is None:

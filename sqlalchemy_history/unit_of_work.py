@@ -324,7 +324,7 @@ class UnitOfWork:
         given: dict[str, Any] = {"issued_at": utc_now()}
         given.update(self.manager.transaction_values(self, session))
         values = {k: v for k, v in given.items() if k in table.c and k != "id"}
-        result = connection.execute(table.insert().values(values))
+        result = connection.execute(writer.insert_statement(table), values)
         assert result.inserted_primary_key is not None
         tx_id = int(result.inserted_primary_key[0])
         self._log(("tx", connection, None))
@@ -349,7 +349,7 @@ class UnitOfWork:
         found = connection.execute(sa.select(table).where(table.c.id == old)).mappings().one()
         values = {k: v for k, v in found.items() if k != "id"}
         for _ in range(_MOVE_ATTEMPTS):
-            result = connection.execute(table.insert().values(values))
+            result = connection.execute(writer.insert_statement(table), values)
             assert result.inserted_primary_key is not None
             new = int(result.inserted_primary_key[0])
             if new > above:

@@ -1,8 +1,11 @@
 """The Version mixin: traversal (previous, next, index), changeset and revert of one version.
 
-Every generated version class inherits it. Traversal always asks the database (with
+Every generated version class inherits it. Traversal asks the database (with
 ``populate_existing``), so a version loaded before newer history was written never answers
-from stale attributes.
+from stale attributes. Its answers are kept until the session flushes, commits or rolls
+back (``traversal_answers``): history written since is then read again, and a ``changeset``
+reuses the ``previous`` a walk already read. One statement per class and question, built
+once and run with bound parameters.
 
 Async: the ``a*`` forms and ``awaitable_attrs`` run the same synchronous code in the
 ``AsyncSession``'s greenlet (``run_sync``); nothing here imports asyncio until they are used.
@@ -13,6 +16,7 @@ awaitable form to use.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar, cast
 
@@ -94,6 +98,32 @@ def _awaitable_form(form: str, queries: Optional[Callable[..., bool]] = None) ->
     return decorate
 
 
+#: ``Session.info`` key of the traversal answers: (root transaction, answers).
+_ANSWERS = "sqlalchemy_history.traversal"
+
+
+def traversal_answers(session: Session) -> dict[Any, Any]:
+    """What traversal read in ``session``'s current transaction since its last flush.
+
+    Answers belong to the session's root transaction: a commit or rollback starts a new
+    one, and ``forget_traversal`` (called at every flush and rollback) drops them.
+    """
+    root = session.get_transaction()
+    kept = session.info.get(_ANSWERS)
+    if kept is not None and kept[0]() is root and root is not None:
+        answers: dict[Any, Any] = kept[1]
+        return answers
+    answers = {}
+    if root is not None:
+        session.info[_ANSWERS] = (weakref.ref(root), answers)
+    return answers
+
+
+def forget_traversal(session: Session) -> None:
+    """Drop the traversal answers of ``session`` (history may have changed)."""
+    session.info.pop(_ANSWERS, None)
+
+
 class VersionMixin:
     """Behaviour of every version object (``ArticleVersion`` and friends)."""
 
@@ -125,37 +155,88 @@ class VersionMixin:
     def _tx(self) -> Any:
         return getattr(self, self._version_info().options.transaction_column_name)
 
-    def _one(self, predicate: sa.ColumnElement[bool]) -> Optional[VersionMixin]:
-        statement = sa.select(type(self)).where(predicate).execution_options(populate_existing=True)
-        return self._session().scalars(statement).first()
+    @classmethod
+    def _traversal_statement(cls, question: str) -> Any:
+        """The statement answering ``question`` ("previous", "next", "index") for versions
+        of ``cls``, built once; its parameters are ``sah_pk_<n>`` and ``sah_tx``."""
+        statements: dict[str, Any] = cls.__dict__.get("_sah_traversal", {})
+        if not statements:
+            type.__setattr__(cls, "_sah_traversal", statements)
+        statement = statements.get(question)
+        if statement is None:
+            info = cls._version_info()
+            pk: list[sa.BindParameter[Any]] = [
+                sa.bindparam(f"sah_pk_{i}") for i in range(len(info.version_primary_key))
+            ]
+            tx: sa.BindParameter[Any] = sa.bindparam("sah_tx")
+            if question == "index":
+                statement = (
+                    sa.select(sa.func.count())
+                    .select_from(info.table)
+                    .where(strategies.earlier_versions(info, pk, tx))
+                )
+            else:
+                predicate = (
+                    strategies.previous_version(info, pk, tx)
+                    if question == "previous"
+                    else strategies.next_version(info, pk, tx)
+                )
+                statement = (
+                    sa.select(cls).where(predicate).execution_options(populate_existing=True)
+                )
+            statements[question] = statement
+        return statement
+
+    def _ask(self, question: str) -> Any:
+        """Run the ``question`` statement for this version, or answer it from what the
+        session read since its last flush, commit or rollback."""
+        session = self._session()
+        answers = traversal_answers(session)
+        me = sa.inspect(self).identity_key
+        if (me, question) in answers:
+            answer = answers[(me, question)]
+            if question == "index" or answer is None:
+                return answer
+            found = session.identity_map.get(answer)
+            if found is not None:
+                return found
+        parameters = {f"sah_pk_{i}": value for i, value in enumerate(self._pk())}
+        parameters["sah_tx"] = self._tx()
+        result = session.execute(self._traversal_statement(question), parameters)
+        if question == "index":
+            answer = int(result.scalar() or 0)
+            answers[(me, question)] = answer
+            return answer
+        found = result.scalars().first()
+        # Another writer may still add the next version; every other answer stays true.
+        if found is not None or question == "previous":
+            answers[(me, question)] = None if found is None else sa.inspect(found).identity_key
+        return found
 
     # -- traversal -----------------------------------------------------------------
 
     @property
     @_awaitable_form("await version.aprevious")
     def previous(self) -> Optional[VersionMixin]:
-        """The version before this one, or ``None`` (one query)."""
-        info = self._version_info()
-        return self._one(strategies.previous_version(info, self._pk(), self._tx()))
+        """The version before this one, or ``None`` (one query, kept until the session
+        flushes, commits or rolls back)."""
+        found: Optional[VersionMixin] = self._ask("previous")
+        return found
 
     @property
     @_awaitable_form("await version.anext")
     def next(self) -> Optional[VersionMixin]:
-        """The version after this one, or ``None`` (one query, never cached)."""
-        info = self._version_info()
-        return self._one(strategies.next_version(info, self._pk(), self._tx()))
+        """The version after this one, or ``None`` (one query; kept until the session
+        flushes, commits or rolls back, unless there is none yet)."""
+        found: Optional[VersionMixin] = self._ask("next")
+        return found
 
     @property
     @_awaitable_form("await version.aindex")
     def index(self) -> int:
-        """Position of this version in the object's history, from 0 (one query)."""
-        info = self._version_info()
-        statement = (
-            sa.select(sa.func.count())
-            .select_from(info.table)
-            .where(strategies.earlier_versions(info, self._pk(), self._tx()))
-        )
-        return int(self._session().scalar(statement) or 0)
+        """Position of this version in the object's history, from 0 (one query, kept
+        until the session flushes, commits or rolls back)."""
+        return int(self._ask("index"))
 
     @property
     def operation(self) -> Operation:

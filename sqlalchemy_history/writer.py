@@ -20,7 +20,8 @@ are chunked only where a backend's parameter limit forces it, see ``dialects.py`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -32,6 +33,59 @@ from .tables import VersionTable, copy_value
 #: Bind parameter prefix for the WHERE clause of the in-place UPDATE, so that key values
 #: and new column values can share one parameter dictionary.
 _KEY_PREFIX = "_sah_key_"
+
+#: Bound parameters of the prepared statements below.
+_KEYS, _TX, _OP = "sah_keys", "sah_tx", "sah_op"
+
+#: Statements built once per table and shape, then only executed: building a Core
+#: statement and its cache key costs more Python time than a one-row flush spends in the
+#: database. Keyed weakly by table, so models built again (tests) leave nothing behind.
+_prepared: weakref.WeakKeyDictionary[sa.Table, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+
+
+def _prepare(table: sa.Table, shape: Hashable, build: Callable[[], Any]) -> Any:
+    """Return the statement ``build()`` makes for ``table`` and ``shape``, built once.
+
+    (Two threads may build the same statement at once; either result is the same.)
+    """
+    statements = _prepared.get(table)
+    if statements is None:
+        statements = _prepared.setdefault(table, {})
+    statement = statements.get(shape)
+    if statement is None:
+        statement = statements[shape] = build()
+    return statement
+
+
+def _by_keys(
+    connection: Connection,
+    table: sa.Table,
+    shape: Hashable,
+    columns: Sequence[sa.ColumnElement[Any]],
+    keys: Sequence[tuple[Any, ...]],
+    build: Callable[[sa.ColumnElement[bool]], Any],
+    parameters: Optional[Mapping[str, Any]] = None,
+) -> Iterator[Any]:
+    """Run ``build(predicate)`` for ``keys`` on ``columns``, yielding each result.
+
+    One-column keys: one statement, prepared once per ``table`` and ``shape``, whose
+    ``col IN (...)`` is an expanding parameter filled per chunk. Composite keys take the
+    dialect's shape (``dialects.key_chunks``), built per chunk.
+    """
+    rules = rules_for(connection.dialect)
+    given = dict(parameters or {})
+    if len(columns) == 1:
+        key = (shape, connection.dialect.name)
+        statement = _prepare(
+            table, key, lambda: build(columns[0].in_(sa.bindparam(_KEYS, expanding=True)))
+        )
+        size = rules.chunk_size(1)
+        for start in range(0, len(keys), size):
+            values = [k[0] for k in keys[start : start + size]]
+            yield connection.execute(statement, {**given, _KEYS: values})
+        return
+    for predicate in rules.key_chunks(columns, keys):
+        yield connection.execute(build(predicate), given or None)
 
 
 def fetch_missing(
@@ -77,11 +131,14 @@ def fetch_rows(
     if not values:
         return found
     rules = rules_for(connection.dialect)
-    for predicate in rules.key_chunks(match, values):
+
+    def build(predicate: sa.ColumnElement[bool]) -> Any:
         statement = sa.select(*columns).where(predicate)
-        if lock:
-            statement = rules.lock_rows(statement, table)
-        found.extend(tuple(row) for row in connection.execute(statement))
+        return rules.lock_rows(statement, table) if lock else statement
+
+    shape = ("fetch", tuple(columns), tuple(match), lock)
+    for result in _by_keys(connection, table, shape, match, values, build):
+        found.extend(tuple(row) for row in result)
     return found
 
 
@@ -131,10 +188,14 @@ def fetch_from_history(
     wanted = [c for c in columns if c not in info.primary_key]
     copies = [info.columns[c] for c in wanted]
     latest: dict[tuple[Any, ...], tuple[Any, dict[sa.Column[Any], Any]]] = {}
-    rules = rules_for(connection.dialect)
-    for predicate in rules.key_chunks(pk, keys):
-        statement = sa.select(*pk, tx, *copies).where(predicate, tx != transaction_id)
-        for row in connection.execute(statement):
+
+    def build(predicate: sa.ColumnElement[bool]) -> Any:
+        return sa.select(*pk, tx, *copies).where(predicate, tx != sa.bindparam(_TX))
+
+    shape = ("history", tuple(copies))
+    parameters = {_TX: transaction_id}
+    for result in _by_keys(connection, info.table, shape, pk, keys, build, parameters):
+        for row in result:
             key = tuple(row[: len(pk)])
             seen = latest.get(key)
             if seen is None or row[len(pk)] > seen[0]:
@@ -179,12 +240,18 @@ def close_versions(
     tx = info.transaction_column
     pk = info.version_primary_key
     rules = rules_for(connection.dialect)
+    table = info.table
+    current = {_TX: transaction_id}
     unsure: Sequence[tuple[Any, ...]] = keys
     if rules.close_by_exact_key:
         found: list[tuple[Any, ...]] = []
-        for predicate in rules.key_chunks(pk, keys):
-            statement = sa.select(*pk, tx).where(end.is_(None), tx != transaction_id, predicate)
-            found.extend(tuple(row) for row in connection.execute(statement))
+
+        def read(predicate: sa.ColumnElement[bool]) -> Any:
+            open_ = rules.is_open(end)
+            return sa.select(*pk, tx).where(open_, tx != sa.bindparam(_TX), predicate)
+
+        for result in _by_keys(connection, table, "open", pk, keys, read, current):
+            found.extend(tuple(row) for row in result)
         closed = 0
         width = len(pk)
         size = rules.chunk_size(width + 1)
@@ -205,12 +272,16 @@ def close_versions(
             same = normalize or (lambda key: key)
             seen = {same(row[:width]) for row in found}
             unsure = [key for key in keys if same(key) not in seen]
-    for predicate in rules.key_chunks(pk, unsure):
-        connection.execute(
-            info.table.update()
-            .where(end.is_(None), tx != transaction_id, predicate)
-            .values({end: transaction_id})
+
+    def close(predicate: sa.ColumnElement[bool]) -> Any:
+        return (
+            table.update()
+            .where(rules.is_open(end), tx != sa.bindparam(_TX), predicate)
+            .values({end: sa.bindparam(_TX)})
         )
+
+    for _ in _by_keys(connection, table, "close", pk, unsure, close, current):
+        pass
 
 
 def newest_other_version(
@@ -238,14 +309,26 @@ def newest_other_version(
     tx = info.transaction_column
     end = info.end_transaction_column
     newest: Optional[int] = None
+    current = {_TX: transaction_id}
     if end is not None:
-        statement = sa.select(sa.func.max(tx)).where(end == transaction_id, tx > transaction_id)
-        newest = connection.execute(statement).scalar()
+        statement = _prepare(
+            info.table,
+            "newest closed",
+            lambda: sa.select(sa.func.max(tx)).where(
+                end == sa.bindparam(_TX), tx > sa.bindparam(_TX)
+            ),
+        )
+        newest = connection.execute(statement, current).scalar()
     else:
         rules = rules_for(connection.dialect)
-        for predicate in rules.key_chunks(info.version_primary_key, keys):
-            statement = sa.select(sa.func.max(tx)).where(predicate, tx > transaction_id)
-            found = connection.execute(rules.read_latest(statement, info.table)).scalar()
+
+        def build(predicate: sa.ColumnElement[bool]) -> Any:
+            statement = sa.select(sa.func.max(tx)).where(predicate, tx > sa.bindparam(_TX))
+            return rules.read_latest(statement, info.table)
+
+        pk = info.version_primary_key
+        for result in _by_keys(connection, info.table, "newest", pk, keys, build, current):
+            found = result.scalar()
             if found is not None and (newest is None or found > newest):
                 newest = found
     return None if newest is None else int(newest)
@@ -279,11 +362,17 @@ def delete_own_versions(
         DELETE FROM article_version
         WHERE article_version.transaction_id = :tx AND article_version.id IN (...)
     """
-    rules = rules_for(connection.dialect)
-    for predicate in rules.key_chunks(info.version_primary_key, keys):
-        connection.execute(
-            info.table.delete().where(info.transaction_column == transaction_id, predicate)
-        )
+    if not keys:
+        return
+    table = info.table
+
+    def build(predicate: sa.ColumnElement[bool]) -> Any:
+        return table.delete().where(info.transaction_column == sa.bindparam(_TX), predicate)
+
+    current = {_TX: transaction_id}
+    pk = info.version_primary_key
+    for _ in _by_keys(connection, table, "delete own", pk, keys, build, current):
+        pass
 
 
 def copy_versions(
@@ -311,29 +400,42 @@ def copy_versions(
     if not keys:
         return
     extra = dict(constants or {})
-    parents = [c for c in info.columns if info.columns[c].key not in extra]
-    target = [info.columns[c] for c in parents] + [info.transaction_column]
-    values: list[sa.ColumnElement[Any]] = [sa.literal(transaction_id, sa.BigInteger())]
-    end = info.end_transaction_column
-    if end is not None:
-        target.append(end)
-        values.append(sa.cast(sa.null(), sa.BigInteger()))
-    target.append(info.operation_column)
-    values.append(sa.literal(operation, sa.SmallInteger()))
-    for key, value in extra.items():
-        column = info.table.c[key]
-        target.append(column)
-        constant: sa.ColumnElement[Any] = sa.literal(value, column.type)
-        # A typed parameter for drivers that prepare on the server (asyncpg); MySQL has
-        # no CAST to a boolean type and needs none.
-        if not isinstance(column.type, sa.Boolean):
-            constant = sa.cast(constant, column.type)
-        values.append(constant)
-    copied = [copy_value(c, info.columns[c]) for c in parents]
-    rules = rules_for(connection.dialect)
-    for predicate in rules.key_chunks(info.primary_key, keys):
+    table = info.table
+
+    def build(predicate: sa.ColumnElement[bool]) -> Any:
+        parents = [c for c in info.columns if info.columns[c].key not in extra]
+        target = [info.columns[c] for c in parents] + [info.transaction_column]
+        values: list[sa.ColumnElement[Any]] = [sa.bindparam(_TX, type_=sa.BigInteger())]
+        end = info.end_transaction_column
+        if end is not None:
+            target.append(end)
+            values.append(sa.cast(sa.null(), sa.BigInteger()))
+        target.append(info.operation_column)
+        values.append(sa.bindparam(_OP, type_=sa.SmallInteger()))
+        for key in extra:
+            column = table.c[key]
+            target.append(column)
+            constant: sa.ColumnElement[Any] = sa.bindparam(f"sah_c_{key}", type_=column.type)
+            # A typed parameter for drivers that prepare on the server (asyncpg); MySQL
+            # has no CAST to a boolean type and needs none.
+            if not isinstance(column.type, sa.Boolean):
+                constant = sa.cast(constant, column.type)
+            values.append(constant)
+        copied = [copy_value(c, info.columns[c]) for c in parents]
         source = sa.select(*copied, *values).where(predicate)
-        connection.execute(info.table.insert().from_select(target, source))
+        return table.insert().from_select(target, source)
+
+    parameters = {_TX: transaction_id, _OP: operation}
+    parameters.update({f"sah_c_{key}": value for key, value in extra.items()})
+    shape = ("copy", tuple(sorted(extra)))
+    for _ in _by_keys(connection, table, shape, info.primary_key, keys, build, parameters):
+        pass
+
+
+def insert_statement(table: sa.Table) -> Any:
+    """``INSERT INTO <table>``, built once, for rows given as parameters (the transaction
+    row: ``connection.execute(insert_statement(table), values)``)."""
+    return _prepare(table, "insert", table.insert)
 
 
 def insert_versions(connection: Connection, info: VersionTable, rows: list[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import mssql, mysql, oracle, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, configure_mappers
 from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql.visitors import cloned_traverse
 
 from sqlalchemy_history import (
     make_versioned,
@@ -280,7 +281,21 @@ class RecordingConnection:
 def compile_one(statement: Any, parameters: Any, d: Dialect) -> Any:
     if isinstance(parameters, list):  # executemany: the columns of the first row
         return statement.compile(dialect=d, column_keys=list(parameters[0]))
+    if isinstance(parameters, dict):
+        statement = bind(statement, parameters)
     return statement.compile(dialect=d, compile_kwargs={"render_postcompile": True})
+
+
+def bind(statement: Any, parameters: dict[str, Any]) -> Any:
+    """A copy of ``statement`` holding ``parameters`` in its bound parameters: prepared
+    statements get their values (key lists included) at execution."""
+
+    def visit_bindparam(bind: Any) -> None:
+        if bind.key in parameters:
+            bind.value = parameters[bind.key]
+            bind.required = False
+
+    return cloned_traverse(statement, {}, {"bindparam": visit_bindparam})
 
 
 def sample_keys(info: Any, count: int) -> list[tuple[Any, ...]]:
