@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from conftest import count_statements
 from sqlalchemy_history import Operation, version_class
 
 CUSTOM_NAMES = {
@@ -260,6 +261,52 @@ def test_next_is_never_stale(versioned, config):
         assert following.next.index == 2
     finally:
         first.close()
+
+
+def test_traversal_answers_are_kept_until_the_session_flushes(versioned, config):
+    """``previous``/``index`` ask the database once per session transaction; a flush, a
+    rollback or a new transaction asks again; a ``next`` that found nothing is never kept."""
+    v = versioned(article_models, options=config)
+    with v.session() as session:
+        article = three_versions(v, session)
+        v1, v2, v3 = article.versions.all()
+        with count_statements(v.engine) as counter:
+            assert v3.previous is v2 and v2.previous is v1 and v1.previous is None
+            assert v2.index == 1
+        asked = counter.count
+        assert asked == 4
+        with count_statements(v.engine) as counter:
+            assert v3.previous is v2 and v1.previous is None and v2.index == 1
+            # the changeset reuses the previous version already read
+            assert v3.changeset == {"name": ["b", "c"], "content": ["x", None]}
+            assert v3.next is None and v3.next is None  # nothing found: asked each time
+        assert counter.count == 2
+
+        article.name = "d"
+        session.flush()  # history changed: every answer is asked again
+        with count_statements(v.engine) as counter:
+            v4 = v3.next
+            assert v4 is not None and v4.name == "d" and v4.previous is v3
+        assert counter.count == 2
+        session.rollback()  # the new version is gone, and so are the answers about it
+        assert v3.name == "c"  # (the rollback expired v3: reloaded here, not counted)
+        with count_statements(v.engine) as counter:
+            assert v3.next is None and v3.previous is not None
+        assert counter.count == 2
+
+
+def test_a_rolled_back_savepoint_drops_traversal_answers(versioned):
+    v = versioned(article_models)
+    with v.session() as session:
+        article = three_versions(v, session)
+        last = article.versions.all()[-1]
+        savepoint = session.begin_nested()
+        article.name = "in savepoint"
+        session.flush()
+        following = last.next
+        assert following is not None and following.previous is last
+        savepoint.rollback()
+        assert last.next is None
 
 
 # -- version classes are ordinary mapped classes -----------------------------------
