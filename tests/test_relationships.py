@@ -4,9 +4,11 @@ strategies, answering "as of this version's transaction"; eager loading with sel
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import relationship, selectinload
+from sqlalchemy.orm import joinedload, relationship, selectinload, subqueryload
 
 from conftest import count_statements
 from sqlalchemy_history import Operation, version_class
@@ -584,6 +586,42 @@ def snapshot(versions):
         )
         for x in versions
     ]
+
+
+@pytest.mark.parametrize(
+    ("loader", "queries"),
+    [
+        # selectinload sends the parent keys in IN lists of 500 (SQLAlchemy's batch size)
+        (selectinload, 1 + math.ceil(2000 / 500)),
+        (subqueryload, 2),
+        (joinedload, 1),
+    ],
+    ids=["selectinload", "subqueryload", "joinedload"],
+)
+def test_a_page_of_2000_versions_loads_its_links_in_few_queries(versioned, loader, queries):
+    v = versioned(blog("tags"))
+    AV = version_class(v.Article)
+    with v.session() as session:
+        tags = [v.Tag(name=f"t{i}") for i in range(10)]
+        articles = [v.Article(name=f"a{i}", tags=[tags[i % 10]]) for i in range(1000)]
+        session.add_all(articles)
+        session.commit()
+        for i, article in enumerate(articles):
+            article.name = f"b{i}"
+            article.tags.append(tags[(i + 1) % 10])
+        session.commit()
+    statement = sa.select(AV).order_by(AV.id, AV.transaction_id)
+    with v.session() as session, count_statements(v.engine) as counter:
+        page = session.scalars(statement.options(loader(AV.tags))).unique().all()
+        loaded = [(x.name, sorted(t.name for t in x.tags)) for x in page]
+    assert len(page) == 2000
+    assert counter.count == queries, counter.statements
+    with v.session() as session:  # the truth, lazily: every 97th version
+        lazy = [
+            (x.name, sorted(t.name for t in x.tags)) for x in session.scalars(statement).all()[::97]
+        ]
+    assert loaded[::97] == lazy
+    assert loaded[0] == ("a0", ["t0"]) and loaded[1] == ("b0", ["t0", "t1"])
 
 
 def test_selectinload_costs_constant_queries_and_matches_lazy_loading(versioned, strategy):
