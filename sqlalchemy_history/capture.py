@@ -43,8 +43,8 @@ from . import cascades, statements, writer
 from .dialects import BATCH_EXECUTION_OPTIONS, rules_for
 from .exc import VersioningError
 from .operations import Operation
+from .rows import RowChange
 from .statements import Row, Subject, same_columns, same_property
-from .unit_of_work import RowChange
 
 if TYPE_CHECKING:
     from .manager import VersioningManager

@@ -35,8 +35,8 @@ from sqlalchemy.orm.interfaces import ONETOMANY
 
 from . import writer
 from .operations import Operation
+from .rows import RowChange, referenced_value
 from .statements import same_property
-from .unit_of_work import RowChange, referenced_value
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import InstanceState, Session

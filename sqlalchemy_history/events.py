@@ -99,8 +99,8 @@ from .capture import LegacyBulk, Recorder
 from .exc import UnrecordedSessionWarning, UnversionedModelWarning, VersioningError
 from .manager import VersioningManager
 from .operations import Operation
+from .rows import needs_prefetch
 from .tables import refresh_types
-from .unit_of_work import needs_prefetch
 from .version import forget_traversal
 
 _Listener = tuple[Any, str, Callable[..., Any]]
