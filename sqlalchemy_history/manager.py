@@ -80,18 +80,6 @@ class VersioningManager:
         self._given_plugins = list(plugins or [])
         self.reset()
 
-    @property
-    def plugins(self) -> PluginCollection:
-        """The plugins, in the order their hooks run (list-like: append, index, ``del``)."""
-        return self._plugins
-
-    @plugins.setter
-    def plugins(self, plugins: Iterable[Plugin]) -> None:
-        # Assigning a plain list is what SQLAlchemy-History and Continuum users write.
-        self._plugins = (
-            plugins if isinstance(plugins, PluginCollection) else PluginCollection(plugins)
-        )
-
     def reset(self) -> None:
         """Forget every model, table, class and transaction this manager knows."""
         self.options = {f.name: f.default for f in dataclasses.fields(_options.VersioningOptions)}
