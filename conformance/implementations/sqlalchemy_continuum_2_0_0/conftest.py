@@ -93,6 +93,37 @@ class SQLAlchemyContinuum200Requirements(Requirements):
         )
 
     @property
+    def records_bulk_statements(self) -> Support:
+        return unsupported(
+            "only flushes are recorded: update() / delete() / insert() executed through a "
+            "Session, Query.update() / .delete(), the bulk_* methods and upserts leave no "
+            "history"
+        )
+
+    @property
+    def records_database_cascades(self) -> Support:
+        return unsupported(
+            "rows that ON DELETE CASCADE / SET NULL rules delete or change (passive_deletes, "
+            "bulk deletes) get no versions"
+        )
+
+    @property
+    def as_of_queries(self) -> Support:
+        return unsupported("no as_of() / object_as_of(): versions are read one object at a time")
+
+    @property
+    def audit_log(self) -> Support:
+        return unsupported("no changes() audit log")
+
+    @property
+    def version_diffs(self) -> Support:
+        return unsupported("no diff(): only a version's changeset against the previous one")
+
+    @property
+    def retention(self) -> Support:
+        return unsupported("no prune() / purge() / redact(); vacuum() is the only clean-up")
+
+    @property
     def revert_deleted_with_relations(self) -> Support:
         return failing(
             "reverting a deleted object with relations flushes its children first "
