@@ -54,6 +54,13 @@ class SQLAlchemyContinuum200Requirements(Requirements):
         return failing("concretely inherited classes get no `versions` attribute")
 
     @property
+    def constant_history_statements(self) -> Support:
+        return failing(
+            "each version is written by its own INSERT, and its previous version read by its "
+            "own SELECT and closed by its own UPDATE: statements grow with the rows flushed"
+        )
+
+    @property
     def insert_then_update_is_one_insert(self) -> Support:
         return failing("insert then update in one transaction is recorded as one UPDATE version")
 

@@ -52,6 +52,13 @@ class SQLAlchemyHistory221Requirements(Requirements):
         return failing("concretely inherited classes get no `versions` attribute")
 
     @property
+    def constant_history_statements(self) -> Support:
+        return failing(
+            "each version is written by its own INSERT and its previous version closed by its "
+            "own UPDATE: statements grow with the number of rows flushed"
+        )
+
+    @property
     def savepoint_rollback_bookkeeping(self) -> Support:
         return failing(
             "after ROLLBACK TO SAVEPOINT the version objects and transaction flushed inside it "
