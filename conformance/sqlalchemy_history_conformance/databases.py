@@ -22,7 +22,10 @@ it uses ``history_test_schema`` when that user exists (``docker/init/oracle`` cr
 or the schema ``--history-schema`` names.
 
 SQLite connections run with ``PRAGMA foreign_keys=ON``, as every other database enforces
-foreign keys.
+foreign keys (the asyncio engine the ``AsyncSession`` tests of a sync target use too);
+``DatabaseInfo.foreign_keys`` says whether the suite's connections enforce them, and
+``foreign_keys_switch`` how one session switches that off (requirements ``foreign_keys``,
+``foreign_key_switch``).
 
 ``--async`` adds, for every sync target, the same database through its asyncio driver;
 the whole suite then runs there too, each test body inside ``greenlet_spawn`` (the way
