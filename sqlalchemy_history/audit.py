@@ -74,8 +74,8 @@ class VersionChange:
     #: The row's primary key (a link: its key columns), in column order.
     key: tuple[Any, ...]
     operation: Operation
-    #: What changed against the version before it (an INSERT: every non-null value; the
-    #: first version of a history that starts later: nothing).
+    #: What changed against the version before it (with none before it, an INSERT or the
+    #: first version of a history that starts later: every non-null value).
     changes: tuple[Change, ...]
     #: The values this version holds, by attribute name (a DELETE: the last values).
     values: Mapping[str, Any] = dataclasses.field(

@@ -22,7 +22,10 @@ it uses ``history_test_schema`` when that user exists (``docker/init/oracle`` cr
 or the schema ``--history-schema`` names.
 
 SQLite connections run with ``PRAGMA foreign_keys=ON``, as every other database enforces
-foreign keys.
+foreign keys (the asyncio engine the ``AsyncSession`` tests of a sync target use too);
+``DatabaseInfo.foreign_keys`` says whether the suite's connections enforce them, and
+``foreign_keys_switch`` how one session switches that off (requirements ``foreign_keys``,
+``foreign_key_switch``).
 
 ``--async`` adds, for every sync target, the same database through its asyncio driver;
 the whole suite then runs there too, each test body inside ``greenlet_spawn`` (the way
@@ -176,6 +179,11 @@ class DatabaseInfo:
     schema_problem: str
     #: Why no ``AsyncSession`` test can run here, or ``None``.
     async_problem: Optional[str]
+    #: Whether the suite's connections enforce foreign keys (``ON DELETE`` rules included).
+    foreign_keys: bool = True
+    #: The statements switching enforcement off and back on for one connection, or ``None``
+    #: where a session cannot (see ``foreign_key_switch``).
+    foreign_keys_switch: Optional[tuple[str, str]] = None
 
 
 def _async_url(backend: Backend, url: URL) -> Optional[URL]:
@@ -258,16 +266,14 @@ class Target:
             self._engine = sa.create_engine(url, **self._engine_options(url))
         engine = self._engine
         assert engine is not None
-        if engine.dialect.name == "sqlite":
-            self._prepare_sqlite(engine)
-        elif engine.dialect.name == "mysql":
-            self._prepare_mysql(engine)
+        self._prepare(engine)
 
         def describe() -> tuple[str, tuple[Any, ...]]:
             with engine.connect() as connection:
                 return _server_name(connection), tuple(connection.dialect.server_version_info or ())
 
         server, version = self.call(describe)
+        enforced, switch = self.call(_foreign_keys, engine)
         schema, problem = self.call(self._prepare_schema)
         self._schema = schema
         self.call(self.drop_every_table)
@@ -283,6 +289,8 @@ class Target:
             schema=schema,
             schema_problem=problem,
             async_problem=self._check_async(),
+            foreign_keys=enforced,
+            foreign_keys_switch=switch,
         )
 
     @staticmethod
@@ -292,6 +300,14 @@ class Target:
             # fail fast instead of hanging a test.
             return {"connect_args": {"timeout": 5}}
         return {}
+
+    def _prepare(self, engine: sa.Engine) -> None:
+        """Set up every new connection of ``engine`` (the target's own engine, or the
+        asyncio engine the ``AsyncSession`` tests of a sync target use) the same way."""
+        if engine.dialect.name == "sqlite":
+            self._prepare_sqlite(engine)
+        elif engine.dialect.name == "mysql":
+            self._prepare_mysql(engine)
 
     def _prepare_sqlite(self, engine: sa.Engine) -> None:
         # Every new connection: enforce foreign keys (off by default in SQLite, on in every
@@ -461,6 +477,7 @@ class Target:
             url = _async_url(self.backend, self.url)
             assert url is not None
             self._async_engine = create_async_engine(url, **self._engine_options(url))
+            self._prepare(self._async_engine.sync_engine)
         return self._async_engine
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -664,6 +681,40 @@ def _identifier_limit(dialect: sa.Dialect) -> int:
         # indexes are limited to 64 characters on MySQL and MariaDB.
         return 64
     return int(dialect.max_identifier_length)
+
+
+def _foreign_keys(engine: sa.Engine) -> tuple[bool, Optional[tuple[str, str]]]:
+    """Whether the suite's connections enforce foreign keys, and the session statements
+    switching that off and back on (``None`` where a session cannot).
+
+    SQLite enforces them where ``PRAGMA foreign_keys`` is on (``_prepare_sqlite``), and a
+    connection switches it outside a transaction; MySQL/MariaDB where
+    ``foreign_key_checks`` is on and tables are InnoDB; PostgreSQL always, and a superuser
+    session switches its foreign key triggers off with ``session_replication_role``. SQL
+    Server and Oracle enforce them and have no session switch.
+    """
+    name = engine.dialect.name
+    with engine.connect() as connection:
+        if name == "sqlite":
+            enforced = bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
+            return enforced, ("PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON")
+        if name == "mysql":
+            checks, storage = connection.exec_driver_sql(
+                "SELECT @@foreign_key_checks, @@default_storage_engine"
+            ).one()
+            enforced = bool(checks) and str(storage).lower() == "innodb"
+            return enforced, (
+                "SET SESSION foreign_key_checks = 0",
+                "SET SESSION foreign_key_checks = 1",
+            )
+        if name == "postgresql":
+            superuser = connection.exec_driver_sql("SHOW is_superuser").scalar() == "on"
+            switch = (
+                "SET session_replication_role = replica",
+                "SET session_replication_role = DEFAULT",
+            )
+            return True, switch if superuser else None
+    return True, None
 
 
 def _sequence_names(connection: sa.Connection, schema: Optional[str]) -> list[str]:

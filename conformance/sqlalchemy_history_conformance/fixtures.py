@@ -19,6 +19,7 @@ import os
 import pickle
 import re
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
@@ -182,6 +183,29 @@ class Models:
         from sqlalchemy.ext.asyncio import AsyncSession
 
         return AsyncSession(self.db.async_engine, **kwargs)
+
+    @contextlib.contextmanager
+    def foreign_keys_off(self) -> Iterator[sa.Connection]:
+        """A connection on which the database does not enforce foreign keys.
+
+        Bind a ``Session`` to it; enforcement is switched back on (and the connection
+        returned to the pool) when the block ends. Tests using it require
+        ``foreign_key_switch``.
+        """
+        switch = self.db.info.foreign_keys_switch
+        if switch is None:
+            raise RuntimeError(f"{self.db.label}: a session cannot switch foreign keys off")
+        off, on = switch
+        with self.engine.connect() as connection:
+            # Outside any transaction: SQLite ignores the PRAGMA inside one.
+            connection.exec_driver_sql(off)
+            connection.commit()
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+                connection.exec_driver_sql(on)
+                connection.commit()
 
     def table(self, name: str) -> sa.Table:
         """A table of the models' MetaData by its key (``schema.name`` when in a schema)."""

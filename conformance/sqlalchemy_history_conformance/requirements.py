@@ -181,6 +181,43 @@ class Requirements:
             return unsupported(self.database.async_problem)
         return supported()
 
+    @property
+    def foreign_keys(self) -> Support:
+        """The database enforces foreign keys, ``ON DELETE`` rules included.
+
+        On the suite's connections: SQLite with ``PRAGMA foreign_keys`` on (the suite
+        switches it on), MySQL/MariaDB with InnoDB tables and ``foreign_key_checks`` on.
+        """
+        if not self.database.foreign_keys:
+            return unsupported(f"{self.database.label} does not enforce foreign keys here")
+        return supported()
+
+    @property
+    def foreign_key_switch(self) -> Support:
+        """A session can switch foreign key enforcement off (and back on).
+
+        ``PRAGMA foreign_keys`` (SQLite), ``foreign_key_checks`` (MySQL/MariaDB),
+        ``session_replication_role`` (PostgreSQL, superusers only).
+        """
+        if self.database.foreign_keys_switch is None:
+            return unsupported(
+                f"{self.database.label}: no session setting switches foreign keys off here"
+            )
+        return supported()
+
+    @property
+    def upserts(self) -> Support:
+        """SQLAlchemy offers an upsert for the database (``ON CONFLICT`` / ``ON DUPLICATE KEY``).
+
+        PostgreSQL, SQLite 3.24+, MySQL and MariaDB.
+        """
+        name = self.database.dialect_name
+        if name == "sqlite" and tuple(self.database.server_version_info) < (3, 24):
+            return unsupported(f"{self.database.label}: SQLite before 3.24 has no ON CONFLICT")
+        if name not in ("sqlite", "postgresql", "mysql"):
+            return unsupported(f"SQLAlchemy has no upsert construct for {name}")
+        return supported()
+
     # -- implementation: configuration ---------------------------------------------------
 
     @property
@@ -269,6 +306,25 @@ class Requirements:
         return supported()
 
     @property
+    def records_bulk_statements(self) -> Support:
+        """ORM bulk statements, legacy ``bulk_*`` methods and upserts are recorded like a flush.
+
+        ``update()`` / ``delete()`` / ``insert()`` executed through a ``Session``,
+        ``Query.update()`` / ``.delete()``, ``bulk_save_objects``, ``bulk_insert_mappings``,
+        ``bulk_update_mappings``: the history equals what a flush of the same change leaves.
+        """
+        return supported()
+
+    @property
+    def records_database_cascades(self) -> Support:
+        """Rows the database deletes or changes by ``ON DELETE`` rules get their versions.
+
+        ``CASCADE`` (several levels, self-referential), ``SET NULL`` and many-to-many links
+        with ``passive_deletes``: the versions a flush deleting them itself would write.
+        """
+        return supported()
+
+    @property
     def many_to_many_history(self) -> Support:
         """Adding or removing a many-to-many association writes an association version row."""
         return supported()
@@ -310,6 +366,28 @@ class Requirements:
     @property
     def vacuum(self) -> Support:
         """``vacuum(session, model)`` removes versions that changed nothing."""
+        return supported()
+
+    # -- implementation: history queries -------------------------------------------------
+
+    @property
+    def as_of_queries(self) -> Support:
+        """``as_of`` / ``object_as_of``: versions valid at a point, relationships as of it too."""
+        return supported()
+
+    @property
+    def audit_log(self) -> Support:
+        """``changes(session, ...)``: transactions with their versions, paginated and filtered."""
+        return supported()
+
+    @property
+    def version_diffs(self) -> Support:
+        """``diff(older, newer, relations=[...])`` compares any two versions of one object."""
+        return supported()
+
+    @property
+    def retention(self) -> Support:
+        """``prune``, ``purge`` and ``redact`` remove or overwrite history, chains kept valid."""
         return supported()
 
     # -- implementation: reverting -------------------------------------------------------

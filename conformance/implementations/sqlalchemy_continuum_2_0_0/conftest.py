@@ -54,6 +54,13 @@ class SQLAlchemyContinuum200Requirements(Requirements):
         return failing("concretely inherited classes get no `versions` attribute")
 
     @property
+    def constant_history_statements(self) -> Support:
+        return failing(
+            "each version is written by its own INSERT, and its previous version read by its "
+            "own SELECT and closed by its own UPDATE: statements grow with the rows flushed"
+        )
+
+    @property
     def insert_then_update_is_one_insert(self) -> Support:
         return failing("insert then update in one transaction is recorded as one UPDATE version")
 
@@ -91,6 +98,37 @@ class SQLAlchemyContinuum200Requirements(Requirements):
             "vacuum compares each version with the object's first version only (and with "
             "end_transaction_id), so a version repeating the previous one is kept"
         )
+
+    @property
+    def records_bulk_statements(self) -> Support:
+        return unsupported(
+            "only flushes are recorded: update() / delete() / insert() executed through a "
+            "Session, Query.update() / .delete(), the bulk_* methods and upserts leave no "
+            "history"
+        )
+
+    @property
+    def records_database_cascades(self) -> Support:
+        return unsupported(
+            "rows that ON DELETE CASCADE / SET NULL rules delete or change (passive_deletes, "
+            "bulk deletes) get no versions"
+        )
+
+    @property
+    def as_of_queries(self) -> Support:
+        return unsupported("no as_of() / object_as_of(): versions are read one object at a time")
+
+    @property
+    def audit_log(self) -> Support:
+        return unsupported("no changes() audit log")
+
+    @property
+    def version_diffs(self) -> Support:
+        return unsupported("no diff(): only a version's changeset against the previous one")
+
+    @property
+    def retention(self) -> Support:
+        return unsupported("no prune() / purge() / redact(); vacuum() is the only clean-up")
 
     @property
     def revert_deleted_with_relations(self) -> Support:

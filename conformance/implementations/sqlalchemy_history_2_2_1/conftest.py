@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from sqlalchemy_history_conformance import Adapter, Requirements, Support, failing
+from sqlalchemy_history_conformance import Adapter, Requirements, Support, failing, unsupported
 
 pytest_plugins = ["sqlalchemy_history_conformance.plugin"]
 
@@ -52,6 +52,13 @@ class SQLAlchemyHistory221Requirements(Requirements):
         return failing("concretely inherited classes get no `versions` attribute")
 
     @property
+    def constant_history_statements(self) -> Support:
+        return failing(
+            "each version is written by its own INSERT and its previous version closed by its "
+            "own UPDATE: statements grow with the number of rows flushed"
+        )
+
+    @property
     def savepoint_rollback_bookkeeping(self) -> Support:
         return failing(
             "after ROLLBACK TO SAVEPOINT the version objects and transaction flushed inside it "
@@ -89,6 +96,37 @@ class SQLAlchemyHistory221Requirements(Requirements):
             "vacuum compares each version with the object's first version only (and with "
             "end_transaction_id), so a version repeating the previous one is kept"
         )
+
+    @property
+    def records_bulk_statements(self) -> Support:
+        return unsupported(
+            "only flushes are recorded: update() / delete() / insert() executed through a "
+            "Session, Query.update() / .delete(), the bulk_* methods and upserts leave no "
+            "history"
+        )
+
+    @property
+    def records_database_cascades(self) -> Support:
+        return unsupported(
+            "rows that ON DELETE CASCADE / SET NULL rules delete or change (passive_deletes, "
+            "bulk deletes) get no versions"
+        )
+
+    @property
+    def as_of_queries(self) -> Support:
+        return unsupported("no as_of() / object_as_of(): versions are read one object at a time")
+
+    @property
+    def audit_log(self) -> Support:
+        return unsupported("no changes() audit log")
+
+    @property
+    def version_diffs(self) -> Support:
+        return unsupported("no diff(): only a version's changeset against the previous one")
+
+    @property
+    def retention(self) -> Support:
+        return unsupported("no prune() / purge() / redact(); vacuum() is the only clean-up")
 
     @property
     def revert_deleted_with_relations(self) -> Support:

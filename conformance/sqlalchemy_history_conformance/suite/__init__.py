@@ -9,7 +9,9 @@ every module is exported here exactly once.
 """
 
 from .test_async import *  # noqa: F403
+from .test_bulk import *  # noqa: F403
 from .test_crud import *  # noqa: F403
+from .test_history_queries import *  # noqa: F403
 from .test_inheritance import *  # noqa: F403
 from .test_meta import *  # noqa: F403
 from .test_naming import *  # noqa: F403

@@ -62,6 +62,11 @@ def pk() -> sa.Column[int]:
     return sa.Column(sa.Integer, sa.Identity(), primary_key=True)
 
 
+def given_pk() -> sa.Column[int]:
+    """An integer primary key the test gives (never generated), so that keys are known."""
+    return sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+
+
 def articles(Base: Any) -> dict[str, Any]:
     """``Article`` (versioned; ``views`` excluded) and ``Note`` (not versioned)."""
 
