@@ -12,7 +12,8 @@ Steps:
    ``SQLALCHEMY_HISTORY_POSTGRESQL_URL`` / ``SQLALCHEMY_HISTORY_MYSQL_URL`` are set;
 2. build one virtualenv per implementation (``envs.py``): plain SQLAlchemy, this tree,
    SQLAlchemy-History and SQLAlchemy-Continuum from PyPI (a peer that cannot be built is
-   skipped, with the reason in the report);
+   skipped, with the reason in the report); the ideal recorder (``ideal.py``, the lower
+   bound) runs in plain SQLAlchemy's;
 3. start one worker process per implementation (``worker.py``) and give each its own
    schema (PostgreSQL), database (MariaDB) or file (SQLite); run every workload once at
    its small size, untimed, to warm caches (not with ``--quick``);
@@ -46,17 +47,21 @@ from typing import Any, Optional
 
 import envs
 import report
-from workloads import WORKLOADS
+from workloads import WORKLOADS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 CACHE = ROOT / ".bench"
 
-IMPLS = ("plain", "ours", "history", "continuum")
+IMPLS = ("plain", "ideal", "ours", "history", "continuum")
 PEERS = ("history", "continuum")
 #: Implementations whose failure fails the run.
-OWN = ("plain", "ours")
+OWN = ("plain", "ours", "ideal")
+#: Implementations that run in another one's virtualenv (the ideal recorder is plain
+#: SQLAlchemy plus benchmarks/ideal.py).
+SHARED_ENV = {"ideal": "plain"}
 
+DATABASE_ORDER = ("sqlite", "postgresql", "mysql")
 DATABASE_URLS = {
     "postgresql": "SQLALCHEMY_HISTORY_POSTGRESQL_URL",
     "mysql": "SQLALCHEMY_HISTORY_MYSQL_URL",
@@ -290,8 +295,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     log_dir.mkdir(exist_ok=True)
     try:
         built = envs.build_all(
-            CACHE / "venvs", impls, [u for u in urls.values()], args.refresh_venvs
+            CACHE / "venvs",
+            [i for i in impls if i not in SHARED_ENV],
+            [u for u in urls.values()],
+            args.refresh_venvs,
         )
+        for impl, host in SHARED_ENV.items():
+            if impl in impls and host in built:
+                built[impl] = built[host]
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -370,10 +381,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             for name in workload_names:
                 for db in urls:
                     for impl, client in workers.items():
-                        if db not in client.prepared or (
-                            impl == "plain" and not WORKLOADS[name].plain
-                        ):
+                        if not runs_here(WORKLOADS[name], impl, db, client):
                             continue
+                        if WORKLOADS[name].metric == "throughput":
+                            continue  # nothing to warm that the other workloads do not
                         size = min(sizes[name], WORKLOADS[name].quick_size)
                         request = {"op": "run", "db": db, "workload": name, "size": size}
                         try:
@@ -395,7 +406,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     line = []
                     for impl in order[shift:] + order[:shift]:
                         client = workers[impl]
-                        if db not in client.prepared or (impl == "plain" and not workload.plain):
+                        if not runs_here(workload, impl, db, client):
+                            continue
+                        if workload.max_reps is not None and rep >= workload.max_reps:
                             continue
                         cell = cells.setdefault((name, db, impl), Cell())
                         if cell.final:
@@ -438,10 +451,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                             if impl in OWN and answer["seconds"] > args.long_threshold:
                                 long_cells.add((name, db))
                         line.append(_short(impl, answer))
-                    print(
-                        f"[{step}/{total}] rep {rep + 1} {name} {db}: " + "  ".join(line),
-                        flush=True,
-                    )
+                    if line:
+                        print(
+                            f"[{step}/{total}] rep {rep + 1} {name} {db}: " + "  ".join(line),
+                            flush=True,
+                        )
     finally:
         for client in workers.values():
             client.close(120)
@@ -473,6 +487,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "unit": WORKLOADS[name].unit,
                 "size": sizes[name],
                 "plain": WORKLOADS[name].plain,
+                "metric": WORKLOADS[name].metric,
+                "impls": list(WORKLOADS[name].impls or IMPLS),
+                "databases": list(WORKLOADS[name].databases or DATABASE_ORDER),
+                "why_not": WORKLOADS[name].why_not,
                 "doc": (WORKLOADS[name].run.__doc__ or "").strip(),
             }
             for name in workload_names
@@ -496,6 +514,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
+def runs_here(workload: Workload, impl: str, db: str, client: WorkerClient) -> bool:
+    """Whether ``impl`` runs ``workload`` on ``db`` in this run."""
+    if db not in client.prepared or (impl == "plain" and not workload.plain):
+        return False
+    if workload.impls is not None and impl not in workload.impls:
+        return False
+    return workload.databases is None or db in workload.databases
+
+
 def _check_identity(impl: str, hello: dict[str, Any]) -> Optional[str]:
     """Make sure each worker imported the implementation it stands for."""
     module_file = hello.get("module_file") or ""
@@ -514,6 +541,10 @@ def _check_identity(impl: str, hello: dict[str, Any]) -> Optional[str]:
 
 def _short(impl: str, answer: dict[str, Any]) -> str:
     if answer["status"] == "ok":
+        if "peak_bytes" in answer:
+            return f"{impl}={answer['peak_bytes'] / 2**20:.1f}MiB"
+        if "commits_per_s" in answer:
+            return f"{impl}={answer['commits_per_s']}/s,retries={answer.get('retries')}"
         return f"{impl}={answer['seconds'] * 1000:.0f}ms/{answer['statements']}st"
     return f"{impl}={answer['status'].upper()}"
 

@@ -62,6 +62,7 @@ class Worker:
         self.models: Models = build(impl)
         self.engines: dict[str, sa.Engine] = {}
         self.namespaces: dict[str, tuple[str, str]] = {}
+        self.connect_args: dict[str, dict[str, Any]] = {}
 
     # -- requests ------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class Worker:
         engine = sa.create_engine(parsed, **kwargs)
         self.models.metadata.create_all(engine)
         self.engines[db] = engine
+        self.connect_args[db] = dict(kwargs.get("connect_args", {}))
         self.namespaces[db] = (parsed.get_backend_name(), namespace)
         return {"server": self._server_version(engine), "namespace": namespace}
 
@@ -111,6 +113,7 @@ class Worker:
         engine = self.engines[db]
         self._reset(engine)
         ctx = workloads.Context(engine, self.models, size)
+        ctx.connect_args = self.connect_args[db]
         profiler = cProfile.Profile() if profile else None
         if profiler is not None:
             ctx.profiler = profiler
@@ -130,6 +133,9 @@ class Worker:
             ctx.close()
         result["seconds"] = ctx.seconds if result["status"] == "ok" else None
         result["statements"] = ctx.statements if result["status"] == "ok" else None
+        if result["status"] == "ok" and ctx.peak_bytes is not None:
+            result["peak_bytes"] = ctx.peak_bytes
+        result.update(ctx.extra)  # throughput even when the history failed its check
         result["wall"] = round(time.perf_counter() - started, 3)
         if profiler is not None and ctx.seconds is not None:
             stats = pstats.Stats(profiler, stream=sys.stderr)
@@ -160,15 +166,22 @@ class Worker:
     def _reset(self, engine: sa.Engine) -> None:
         """Empty every table of the models (version and transaction tables included)."""
         tables = list(reversed(self.models.metadata.sorted_tables))
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                names = ", ".join(
-                    engine.dialect.identifier_preparer.format_table(t) for t in tables
-                )
-                conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-            else:
-                for table in tables:
-                    conn.execute(table.delete())
+        names = [engine.dialect.identifier_preparer.format_table(t) for t in tables]
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
+            return
+        # On the DBAPI connection: the released libraries' before_cursor_execute listeners
+        # take a DELETE on an association table outside a Session for their own (KeyError).
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            for name in names:
+                cursor.execute(f"DELETE FROM {name}")
+            cursor.close()
+            raw.commit()
+        finally:
+            raw.close()
 
     @staticmethod
     def _server_version(engine: sa.Engine) -> str:

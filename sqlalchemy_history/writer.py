@@ -35,7 +35,7 @@ from .tables import VersionTable, copy_value
 _KEY_PREFIX = "_sah_key_"
 
 #: Bound parameters of the prepared statements below.
-_KEYS, _TX, _OP = "sah_keys", "sah_tx", "sah_op"
+_KEYS, _KEY, _TX, _OP = "sah_keys", "sah_key", "sah_tx", "sah_op"
 
 #: Statements built once per table and shape, then only executed: building a Core
 #: statement and its cache key costs more Python time than a one-row flush spends in the
@@ -69,11 +69,17 @@ def _by_keys(
     """Run ``build(predicate)`` for ``keys`` on ``columns``, yielding each result.
 
     One-column keys: one statement, prepared once per ``table`` and ``shape``, whose
-    ``col IN (...)`` is an expanding parameter filled per chunk. Composite keys take the
-    dialect's shape (``dialects.key_chunks``), built per chunk.
+    ``col IN (...)`` is an expanding parameter filled per chunk (``col = :key`` for one
+    key: the commonest flush, spared the expansion). Composite keys take the dialect's
+    shape (``dialects.key_chunks``), built per chunk.
     """
     rules = rules_for(connection.dialect)
     given = dict(parameters or {})
+    if len(columns) == 1 and len(keys) == 1:
+        one = (shape, connection.dialect.name, 1)
+        statement = _prepare(table, one, lambda: build(columns[0] == sa.bindparam(_KEY)))
+        yield connection.execute(statement, {**given, _KEY: keys[0][0]})
+        return
     if len(columns) == 1:
         key = (shape, connection.dialect.name)
         statement = _prepare(
