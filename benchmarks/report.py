@@ -590,6 +590,66 @@ def write(results: dict[str, Any], output: Path, charts: bool = True) -> None:
         chart_dir.mkdir(parents=True, exist_ok=True)
         drawn = draw_charts(results, stats, chart_dir)
     (output / "benchmarks.md").write_text(markdown(results, stats, drawn))
+    (output / "benchmarks" if charts else output).mkdir(parents=True, exist_ok=True)
+    (output / "benchmarks" if charts else output).joinpath("readme-table.md").write_text(
+        readme_table(results, stats)
+    )
+
+
+#: The workloads of README's short table (the everyday paths first).
+README_WORKLOADS = (
+    "commits",
+    "tag_commits",
+    "update_validity",
+    "insert",
+    "deep_history",
+    "temporal_eager",
+    "concurrent_disjoint",
+)
+
+
+def readme_table(results: dict[str, Any], stats: dict[tuple[str, str, str], Stat]) -> str:
+    """README's headline: this tree, the ideal recorder and SQLAlchemy-History per database.
+
+    Written next to the charts as ``readme-table.md``; README.md carries a copy of it.
+    """
+    dbs = _dbs(results)
+    impls = [i for i in ("ideal", "ours", "history") if i in _impls(results)]
+    lines = [
+        f"Each cell: {_short_impls(results, impls)}, as multiples of plain SQLAlchemy's time "
+        "(concurrent writers: of its commits per second); reads without a plain equivalent "
+        "in ms.",
+        "",
+        "| workload | " + " | ".join(DB_LABELS[d] for d in dbs) + " |",
+        "|---|" + "---|" * len(dbs),
+    ]
+    for workload in README_WORKLOADS:
+        w = results["workloads"].get(workload)
+        if w is None:
+            continue
+        kind = w.get("metric", "time")
+        cells = []
+        for db in dbs:
+            shown = []
+            for impl in impls:
+                stat = stats.get((workload, db, impl))
+                if stat is None or stat.status != "ok":
+                    shown.append("-")
+                    continue
+                r = ratio(stats, workload, db, impl) if w["plain"] else None
+                if r is None:
+                    shown.append(_ms(stat.median))
+                elif kind == "throughput":
+                    shown.append(f"{1 / r:.2f}")
+                else:
+                    shown.append(f"{r:.2f}")
+            cells.append(" / ".join(shown))
+        lines.append(f"| {w['title']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _short_impls(results: dict[str, Any], impls: list[str]) -> str:
+    return " / ".join(_label(i, results, SHORT) for i in impls)
 
 
 def markdown(

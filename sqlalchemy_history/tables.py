@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -45,14 +46,17 @@ class VersionTable:
     #: Columns identifying a parent row when it is not the primary key (association tables).
     key_columns: Optional[list[sa.Column[Any]]] = None
 
-    @property
+    # Read for every row a flush writes: computed once (the tables are complete when a
+    # VersionTable is made). Callers must not change the lists.
+
+    @functools.cached_property
     def primary_key(self) -> list[sa.Column[Any]]:
         """The parent columns identifying a row (its primary key), in order."""
         if self.key_columns is not None:
             return list(self.key_columns)
         return list(self.parent.primary_key.columns)
 
-    @property
+    @functools.cached_property
     def version_primary_key(self) -> list[sa.Column[Any]]:
         """The version table columns copying the parent's primary key, in order."""
         return [self.columns[c] for c in self.primary_key]

@@ -494,6 +494,10 @@ class UnitOfWork:
             states.setdefault(state)
             if obj in deleted:
                 deleted_states.add(state)
+        # One connection per mapper (resolving it is not free), and the association columns
+        # a relationship does not write, per relationship: not per object and link.
+        connections: dict[Any, Connection] = {}
+        extras: dict[Any, set[sa.Column[Any]]] = {}
         for state in states:
             props = self.manager.association_props(state.mapper)
             if not props:
@@ -509,7 +513,10 @@ class UnitOfWork:
                 if not linked and not unlinked:
                     continue
                 if connection is None:
-                    connection = session.connection(bind_arguments={"mapper": state.mapper})
+                    connection = connections.get(state.mapper)
+                    if connection is None:
+                        connection = session.connection(bind_arguments={"mapper": state.mapper})
+                        connections[state.mapper] = connection
                 rows = flushes[connection]
                 normalize = self._normalizer(connection, info)
                 for target in linked:
@@ -524,7 +531,9 @@ class UnitOfWork:
                     values = association_values(prop, info, state, sa.inspect(target))
                     key = tuple(values[c.key] for c in info.version_primary_key)
                     rows.add(info, normalize(key), Row(key, Operation.DELETE, True, values))
-                    extra = extra_columns(prop, info)
+                    extra = extras.get(prop)
+                    if extra is None:
+                        extra = extras[prop] = extra_columns(prop, info)
                     if extra:
                         # Columns the relationship does not write (a surrogate id, extra
                         # data): the row is gone, its last version holds them.
@@ -723,7 +732,8 @@ class UnitOfWork:
             for info, columns in plan.tables:
                 key = table_key(info, columns, _rows.identity(state, plan).get)
                 wanted[info][key] = state
-                connections.setdefault(info, connection_for(state))
+                if info not in connections:
+                    connections[info] = connection_for(state)
         for info, states_by_key in wanted.items():
             fetched = writer.fetch_missing(
                 connections[info], info, list(states_by_key), info.columns, lock=True
