@@ -630,6 +630,9 @@ def readme_table(results: dict[str, Any], stats: dict[tuple[str, str, str], Stat
         kind = w.get("metric", "time")
         cells = []
         for db in dbs:
+            if db not in w.get("databases", dbs):
+                cells.append("not run")
+                continue
             shown = []
             for impl in impls:
                 stat = stats.get((workload, db, impl))
