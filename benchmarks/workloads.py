@@ -47,6 +47,8 @@ class Context:
         self.seconds: Optional[float] = None
         self.statements = 0
         self._counting = False
+        # The concurrent workloads count from many threads: += on an attribute can lose one.
+        self._count_lock = threading.Lock()
         #: A ``cProfile.Profile`` enabled during the timed block (``worker.py --profile``).
         self.profiler: Any = None
         #: Peak bytes allocated by Python in the timed block (``timed(memory=True)``).
@@ -62,7 +64,8 @@ class Context:
 
     def _count(self, *args: Any) -> None:
         if self._counting:
-            self.statements += 1
+            with self._count_lock:
+                self.statements += 1
 
     @property
     def versioned(self) -> bool:
